@@ -1,0 +1,76 @@
+"""Batch engines: run a named SQL transform over named inputs and return an Arrow table.
+
+A transform is written once (``batch/sql/<name>.sql``) against relation names and ``$param``
+placeholders; the engine binds inputs (Parquet files or Arrow tables) to those names. DuckDB is
+the embedded default; a Spark engine implements the same Protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Protocol
+
+import duckdb
+import pyarrow as pa
+
+from headwater.errors import StorageError
+
+
+@dataclass(frozen=True)
+class ParquetInput:
+    """Explicit part files (already pruned by partition) and the schema to use when there are none."""
+
+    files: tuple[str, ...]
+    schema: pa.Schema
+
+
+Input = ParquetInput | pa.Table
+
+
+@cache
+def transform_sql(name: str) -> str:
+    """The SQL text of a transform, shipped as package data."""
+    return resources.files("headwater.batch").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+
+
+class Engine(Protocol):
+    def run(self, transform: str, inputs: Mapping[str, Input], params: Mapping[str, object]) -> pa.Table: ...
+
+    def close(self) -> None: ...
+
+
+class DuckDBEngine:
+    """In-memory DuckDB; the session time zone is UTC so timestamp -> date casts never shift a day."""
+
+    def __init__(self, threads: int | None = None, memory_limit: str | None = None) -> None:
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET TimeZone = 'UTC'")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.con.execute("SET memory_limit = ?", [memory_limit])
+
+    def _bind(self, name: str, data: Input) -> None:
+        if isinstance(data, ParquetInput):
+            if data.files:
+                rel = self.con.read_parquet(list(data.files))
+            else:
+                rel = self.con.from_arrow(data.schema.empty_table())
+        else:
+            rel = self.con.from_arrow(data)
+        rel.create_view(name, replace=True)
+
+    def run(self, transform: str, inputs: Mapping[str, Input], params: Mapping[str, object]) -> pa.Table:
+        sql = transform_sql(transform)
+        try:
+            for name, data in inputs.items():
+                self._bind(name, data)
+            return self.con.execute(sql, dict(params)).fetch_arrow_table()
+        except duckdb.Error as exc:
+            raise StorageError(f"transform {transform!r} failed: {exc}", transform=transform) from exc
+
+    def close(self) -> None:
+        self.con.close()

@@ -1,0 +1,246 @@
+"""The daily batch steps of the customer-analytics pipeline, for one logical date D.
+
+Data interval: ``[D 00:00, D+1 00:00)`` UTC. Each step is a plain function
+``step(settings, day, run_id, store) -> StepCounts`` so an orchestrator (ours or Airflow) can run it
+as a task; each reads only its declared inputs, replaces its outputs whole, and accounts its rows.
+
+Row accounting: a row-preserving step counts rows in/out/filtered/rejected; an aggregating step
+(``compute_order_metrics``) counts the input rows it consumed, since every one of them is folded
+into exactly one customer's aggregate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from headwater.batch.engine import DuckDBEngine, ParquetInput
+from headwater.config import Settings
+from headwater.domain.enums import CANCELLED
+from headwater.domain.schemas import RAW_SCHEMAS
+from headwater.errors import SourceNotReady
+from headwater.orchestration.run_store import RunStore, StepCounts
+from headwater.quality.gate import DATASET_RULES, apply_gate, rejected_lines_table
+from headwater.sources.database import extract_orders as read_source_orders
+from headwater.sources.landing import drop_files, parse_jsonl
+from headwater.storage.lake import PART_FILE, Lake
+from headwater.storage.warehouse import DuckDBWarehouse
+
+log = logging.getLogger(__name__)
+
+RAW, STAGING, QUARANTINE = "raw", "staging", "quarantine"
+ORDER_STATE = "customer_order_state"
+CUSTOMER_METRICS = "customer_metrics"
+PIPELINE_ID = "customer_analytics"
+MARKETING_LOOKBACK_DAYS = 35  # 30-day window + drops that arrive a few days late
+
+ORDER_STATE_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.int64()),
+        ("total_revenue", pa.decimal128(18, 2)),
+        ("order_count", pa.int64()),
+        ("first_order_date", pa.date32()),
+        ("last_order_date", pa.date32()),
+    ]
+)
+
+
+def data_interval(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def run_id_for(day: date, trigger: str = "manual") -> str:
+    """Deterministic run id, so a re-run of the same interval overwrites the same records."""
+    return f"{trigger}__{day.isoformat()}"
+
+
+def _write_quarantine(lake: Lake, dataset: str, day: date, run_id: str, table: pa.Table) -> None:
+    table = table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.string()))
+    lake.write_partition(QUARANTINE, dataset, day, table)
+
+
+# --- ingest ------------------------------------------------------------------------------------
+def extract_orders(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
+    """Source orders of the interval -> raw zone; cancelled ones filtered, bad ones quarantined."""
+    start, end = data_interval(day)
+    raw = read_source_orders(settings.source_db, start, end)
+    cancelled = pc.fill_null(pc.equal(raw["status"], CANCELLED), False)
+    kept = raw.filter(pc.invert(cancelled))
+    gate = apply_gate("orders", kept, start, end)
+    lake = Lake(settings.lake_dir)
+    lake.write_partition(RAW, "orders", day, gate.passed)
+    _write_quarantine(lake, "orders", day, run_id, gate.quarantined)
+    if gate.passed.num_rows:
+        newest = pc.max(gate.passed["order_ts"]).as_py()
+        store.advance_watermark("source.orders.order_ts", newest.strftime("%Y-%m-%d %H:%M:%S"))
+    return StepCounts(
+        "extract_orders",
+        rows_in=raw.num_rows,
+        rows_out=gate.passed.num_rows,
+        filtered=raw.num_rows - kept.num_rows,
+        rejected=gate.quarantined.num_rows,
+    )
+
+
+def _ingest_drop(dataset: str, settings: Settings, day: date, run_id: str) -> StepCounts:
+    start, end = data_interval(day)
+    parsed = parse_jsonl(drop_files(settings.landing_dir, dataset, day), tuple(DATASET_RULES[dataset].typed))
+    if parsed.extra_columns:
+        log.warning("%s drop for %s has columns outside the contract: %s", dataset, day, parsed.extra_columns)
+    gate = apply_gate(dataset, parsed.table, start, end)
+    quarantined = pa.concat_tables([rejected_lines_table(parsed.rejected), gate.quarantined])
+    lake = Lake(settings.lake_dir)
+    lake.write_partition(RAW, dataset, day, gate.passed)
+    _write_quarantine(lake, dataset, day, run_id, quarantined)
+    return StepCounts(
+        f"ingest_{dataset}", rows_in=parsed.lines, rows_out=gate.passed.num_rows, rejected=quarantined.num_rows
+    )
+
+
+def ingest_support_tickets(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
+    """The day's support-ticket drop -> raw zone (waits for its ``_SUCCESS`` flag)."""
+    return _ingest_drop("support_tickets", settings, day, run_id)
+
+
+def ingest_marketing_events(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
+    """The day's marketing-event drop -> raw zone (waits for its ``_SUCCESS`` flag)."""
+    return _ingest_drop("marketing_events", settings, day, run_id)
+
+
+# --- transform ---------------------------------------------------------------------------------
+def _state_is_fresh(lake: Lake, day: date) -> bool:
+    """True when yesterday's order state exists and no raw order partition up to it was rewritten since."""
+    prev = day - timedelta(days=1)
+    state_file = lake.partition_dir(STAGING, ORDER_STATE, prev) / PART_FILE
+    if not state_file.is_file():
+        return False
+    written = state_file.stat().st_mtime_ns
+    raw_files = lake.files(RAW, "orders", end=prev)
+    return bool(raw_files) and all(
+        (lake.partition_dir(RAW, "orders", d) / PART_FILE).stat().st_mtime_ns <= written
+        for d in lake.partitions(RAW, "orders", end=prev)
+    )
+
+
+def compute_order_metrics(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
+    """Per-customer order aggregates as of D: yesterday's state + today's orders, or a full recompute."""
+    lake = Lake(settings.lake_dir)
+    if not (lake.partition_dir(RAW, "orders", day) / PART_FILE).is_file():
+        raise SourceNotReady(f"no raw orders for {day}: run extract_orders first", dataset="orders")
+    if _state_is_fresh(lake, day):
+        previous = ParquetInput(
+            tuple(lake.files(STAGING, ORDER_STATE, day - timedelta(1), day - timedelta(1))), ORDER_STATE_SCHEMA
+        )
+        orders = ParquetInput(tuple(lake.files(RAW, "orders", day, day)), RAW_SCHEMAS["orders"])
+    else:
+        previous = ORDER_STATE_SCHEMA.empty_table()
+        orders = ParquetInput(tuple(lake.files(RAW, "orders", end=day)), RAW_SCHEMAS["orders"])
+    engine = DuckDBEngine()
+    try:
+        state = engine.run(ORDER_STATE, {"previous": previous, "orders": orders}, {"as_of": day})
+        consumed = engine.con.execute("SELECT count(*) FROM orders").fetchone()[0]
+    finally:
+        engine.close()
+    lake.write_partition(STAGING, ORDER_STATE, day, state.cast(ORDER_STATE_SCHEMA))
+    return StepCounts("compute_order_metrics", rows_in=consumed, rows_out=consumed)
+
+
+def enrich_customer_metrics(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
+    """Order state + support and marketing activity -> the customer-metrics snapshot of D."""
+    lake = Lake(settings.lake_dir)
+    _, end = data_interval(day)
+    inputs = {
+        "order_state": ParquetInput(tuple(lake.files(STAGING, ORDER_STATE, day, day)), ORDER_STATE_SCHEMA),
+        "tickets": ParquetInput(tuple(lake.files(RAW, "support_tickets", end=day)), RAW_SCHEMAS["support_tickets"]),
+        "marketing": ParquetInput(
+            tuple(lake.files(RAW, "marketing_events", day - timedelta(MARKETING_LOOKBACK_DAYS), day)),
+            RAW_SCHEMAS["marketing_events"],
+        ),
+    }
+    if not inputs["order_state"].files:  # type: ignore[union-attr]
+        raise SourceNotReady(f"no order state for {day}: run compute_order_metrics first")
+    engine = DuckDBEngine()
+    try:
+        metrics = engine.run(CUSTOMER_METRICS, inputs, {"as_of": day, "interval_end": end})
+        customers_in = engine.con.execute("SELECT count(*) FROM order_state").fetchone()[0]
+    finally:
+        engine.close()
+    lake.write_partition(STAGING, CUSTOMER_METRICS, day, metrics)
+    return StepCounts("enrich_customer_metrics", rows_in=customers_in, rows_out=metrics.num_rows)
+
+
+def load_warehouse(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
+    """Replace D's partitions of ``customer_metrics`` and ``daily_sales`` in one transaction."""
+    lake = Lake(settings.lake_dir)
+    metrics = lake.read_partition(STAGING, CUSTOMER_METRICS, day)
+    engine = DuckDBEngine()
+    try:
+        sales = engine.run(
+            "daily_sales",
+            {
+                "orders": ParquetInput(tuple(lake.files(RAW, "orders", day, day)), RAW_SCHEMAS["orders"]),
+                "order_state": ParquetInput(tuple(lake.files(STAGING, ORDER_STATE, day, day)), ORDER_STATE_SCHEMA),
+            },
+            {"as_of": day},
+        )
+    finally:
+        engine.close()
+    warehouse = DuckDBWarehouse(settings.warehouse)
+    try:
+        loaded = warehouse.replace_partitions(day, {"customer_metrics": metrics, "daily_sales": sales})
+    finally:
+        warehouse.close()
+    return StepCounts("load_warehouse", rows_in=metrics.num_rows, rows_out=loaded["customer_metrics"])
+
+
+Step = Callable[[Settings, date, str, RunStore], StepCounts]
+
+STEPS: tuple[Step, ...] = (
+    extract_orders,
+    ingest_support_tickets,
+    ingest_marketing_events,
+    compute_order_metrics,
+    enrich_customer_metrics,
+    load_warehouse,
+)
+
+
+def run_day(settings: Settings, day: date, store: RunStore, run_id: str | None = None) -> list[StepCounts]:
+    """Run every step for ``day`` in order (the sequential runner; the scheduler runs them as a DAG)."""
+    run_id = run_id or run_id_for(day)
+    start, end = data_interval(day)
+    store.start_run(run_id, PIPELINE_ID, day.isoformat(), start.isoformat(), end.isoformat())
+    results = []
+    try:
+        for step in STEPS:
+            counts = step(settings, day, run_id, store)
+            store.record_step(run_id, counts)
+            results.append(counts)
+    except Exception as exc:
+        store.finish_run(run_id, "failed", str(exc))
+        raise
+    store.finish_run(run_id, "success")
+    return results
+
+
+def run_range(
+    settings: Settings,
+    start: date,
+    end: date,
+    store: RunStore,
+    on_day_done: Callable[[date, list[StepCounts]], None] | None = None,
+) -> dict[date, list[StepCounts]]:
+    """Run ``start..end`` inclusive, oldest first (each day's state builds on the one before)."""
+    out = {}
+    day = start
+    while day <= end:
+        out[day] = run_day(settings, day, store)
+        if on_day_done:
+            on_day_done(day, out[day])
+        day += timedelta(days=1)
+    return out
