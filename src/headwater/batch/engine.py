@@ -68,7 +68,7 @@ class DuckDBEngine:
         try:
             for name, data in inputs.items():
                 self._bind(name, data)
-            return self.con.execute(sql, dict(params)).fetch_arrow_table()
+            return self.con.sql(sql, params=dict(params)).to_arrow_table()
         except duckdb.Error as exc:
             raise StorageError(f"transform {transform!r} failed: {exc}", transform=transform) from exc
 

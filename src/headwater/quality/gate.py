@@ -155,7 +155,7 @@ WITH t AS (
   FROM raw
 ),
 checked AS (
-  SELECT *, list_filter([{", ".join(checks)}], x -> x IS NOT NULL) AS failed_rules FROM t
+  SELECT *, list_filter([{", ".join(checks)}], lambda x: x IS NOT NULL) AS failed_rules FROM t
 )
 SELECT {out_cols}, _source AS source, _line AS line,
        to_json(struct_pack({record}))::VARCHAR AS record, failed_rules
@@ -183,7 +183,7 @@ def apply_gate(dataset: str, raw: pa.Table, interval_start: datetime, interval_e
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.register("raw", raw)
-        out = con.execute(sql, used).fetch_arrow_table()
+        out = con.sql(sql, params=used).to_arrow_table()
     except duckdb.Error as exc:
         raise StorageError(f"quality gate failed on {dataset}: {exc}", dataset=dataset) from exc
     finally:

@@ -23,16 +23,13 @@ RAW_ORDER_COLUMNS = ("order_id", "customer_id", "order_ts", "total_amount", "sta
 # timestamp) attributed by updated_at, so that they are quarantined instead of silently never read.
 _ORDERS_SQL = """
 SELECT o.order_id, o.customer_id, o.order_ts, CAST(o.total_amount AS TEXT), o.status,
-       c.customer_id IS NOT NULL
+       CASE WHEN c.customer_id IS NULL THEN 0 ELSE 1 END
 FROM orders AS o LEFT JOIN customers AS c ON c.customer_id = o.customer_id
 WHERE (o.order_ts >= :start AND o.order_ts < :end)
    OR ((o.order_ts IS NULL OR o.order_ts NOT GLOB :ts_glob)
        AND o.updated_at >= :start AND o.updated_at < :end)
 ORDER BY o.order_id
 """
-
-_RAW_TYPES = (pa.string(), pa.string(), pa.string(), pa.string(), pa.string(), pa.bool_())
-
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
     if not Path(path).is_file():
@@ -62,10 +59,9 @@ def extract_orders(path: Path, start: datetime, end: datetime) -> pa.Table:
     finally:
         con.close()
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(RAW_ORDER_COLUMNS)
-    arrays = [
-        pa.array([None if v is None else str(v) for v in col], type=t) if t == pa.string() else pa.array(col, t)
-        for col, t in zip(columns, _RAW_TYPES, strict=True)
-    ]
+    *text_columns, known = columns
+    arrays = [pa.array([None if v is None else str(v) for v in col], pa.string()) for col in text_columns]
+    arrays.append(pa.array([bool(v) for v in known], pa.bool_()))
     return pa.table(arrays, names=list(RAW_ORDER_COLUMNS))
 
 

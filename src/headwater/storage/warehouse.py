@@ -112,7 +112,7 @@ class DuckDBWarehouse:
 
     def query(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         try:
-            return self.con.execute(sql, list(params)).fetch_arrow_table()
+            return self.con.sql(sql, params=list(params)).to_arrow_table()
         except duckdb.Error as exc:
             raise StorageError(f"warehouse query failed: {exc}") from exc
 
