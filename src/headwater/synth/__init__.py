@@ -7,4 +7,11 @@ drops, the customer-event log and ``world.json`` (exact counts, including every 
 from headwater.synth.spec import BadRecordKind, WorldManifest, WorldSpec
 from headwater.synth.world import MANIFEST_FILE, estimate_orders, generate_world
 
-__all__ = ["MANIFEST_FILE", "BadRecordKind", "WorldManifest", "WorldSpec", "estimate_orders", "generate_world"]
+__all__ = [
+    "MANIFEST_FILE",
+    "BadRecordKind",
+    "WorldManifest",
+    "WorldSpec",
+    "estimate_orders",
+    "generate_world",
+]

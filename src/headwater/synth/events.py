@@ -24,7 +24,9 @@ from headwater.synth.spec import WorldSpec, rng_for
 from headwater.synth.tickets import Tickets
 
 CUSTOMER_EVENTS = "customer_events"
-PLACED, TICKET, REFUND = (CUSTOMER_EVENT_TYPES.index(t) for t in ("order_placed", "ticket_created", "refund_issued"))
+PLACED, TICKET, REFUND = (
+    CUSTOMER_EVENT_TYPES.index(t) for t in ("order_placed", "ticket_created", "refund_issued")
+)
 EVENT_BAD_KINDS = (
     "negative_refund_amount",
     "malformed_json",
@@ -71,7 +73,9 @@ def build_events(orders: Orders, tickets: Tickets) -> CustomerEvents:
         [np.full(n_placed, PLACED), np.full(n_tickets, TICKET), np.full(n_refunds, REFUND)]
     ).astype(np.int8)
     ts_s = np.concatenate([orders.order_s[placed], tickets.created_s, orders.updated_s[refunded]])
-    order_id = np.concatenate([orders.order_id[placed], np.zeros(n_tickets, np.int64), orders.order_id[refunded]])
+    order_id = np.concatenate(
+        [orders.order_id[placed], np.zeros(n_tickets, np.int64), orders.order_id[refunded]]
+    )
     cents = np.concatenate([orders.cents[placed], np.zeros(n_tickets, np.int64), orders.cents[refunded]])
     payload = pa.concat_arrays(
         [
@@ -80,7 +84,9 @@ def build_events(orders: Orders, tickets: Tickets) -> CustomerEvents:
             _money_payload(orders.order_id[refunded], orders.cents[refunded]),
         ]
     )
-    customer_id = np.concatenate([orders.customer_id[placed], tickets.customer_id, orders.customer_id[refunded]])
+    customer_id = np.concatenate(
+        [orders.customer_id[placed], tickets.customer_id, orders.customer_id[refunded]]
+    )
     order = np.lexsort((event_type, ts_s))  # by time, ties: placed before ticket before refund
     return CustomerEvents(
         event_type=event_type[order],
@@ -96,7 +102,11 @@ def event_lines(events: CustomerEvents, spec: WorldSpec, log: BadRecordLog) -> p
     rng = rng_for(spec, "bad_records.customer_events")
     n = len(events)
     bad = allocate(
-        rng, n, spec.bad_records, EVENT_BAD_KINDS, eligible={"negative_refund_amount": events.event_type == REFUND}
+        rng,
+        n,
+        spec.bad_records,
+        EVENT_BAD_KINDS,
+        eligible={"negative_refund_amount": events.event_type == REFUND},
     )
     ids = text.padded_ids("E", np.arange(1, n + 1), 9)
     negative = bad["negative_refund_amount"]
@@ -104,10 +114,14 @@ def event_lines(events: CustomerEvents, spec: WorldSpec, log: BadRecordLog) -> p
         events.payload, negative, _money_payload(events.order_id[negative], -events.cents[negative])
     )
     types = pa.array([*CUSTOMER_EVENT_TYPES, UNKNOWN_EVENT_TYPE]).take(
-        pa.array(np.where(mask_of(n, bad["unknown_event_type"]), len(CUSTOMER_EVENT_TYPES), events.event_type))
+        pa.array(
+            np.where(mask_of(n, bad["unknown_event_type"]), len(CUSTOMER_EVENT_TYPES), events.event_type)
+        )
     )
     wrong = bad["wrong_type"]
-    customer_id = replace_rows(text.ints(events.customer_id), wrong, pa.array([WRONG_CUSTOMER_ID] * len(wrong)))
+    customer_id = replace_rows(
+        text.ints(events.customer_id), wrong, pa.array([WRONG_CUSTOMER_ID] * len(wrong))
+    )
     missing = bad["missing_required_field"]
     omit = {key: mask_of(n, missing[k :: len(MISSING_FIELDS)]) for k, key in enumerate(MISSING_FIELDS)}
     lines = text.json_objects(

@@ -64,8 +64,10 @@ def ticket_lines(tickets: Tickets, spec: WorldSpec, log: BadRecordLog) -> tuple[
     resolved_s[early] = tickets.created_s[early] - rng.integers(60, 3 * DAY_S, len(early))
     still_open[early] = False
     nulls = bad["null_required_field"]
-    null_mask = {key: mask_of(n, nulls[k :: len(TICKET_NULLABLE_REQUIRED)]) for k, key in
-                 enumerate(TICKET_NULLABLE_REQUIRED)}
+    null_mask = {
+        key: mask_of(n, nulls[k :: len(TICKET_NULLABLE_REQUIRED)])
+        for k, key in enumerate(TICKET_NULLABLE_REQUIRED)
+    }
     priority = pa.array([*TICKET_PRIORITIES, UNKNOWN_PRIORITY]).take(
         pa.array(np.where(mask_of(n, bad["unknown_priority"]), len(TICKET_PRIORITIES), tickets.priority))
     )
@@ -82,7 +84,9 @@ def ticket_lines(tickets: Tickets, spec: WorldSpec, log: BadRecordLog) -> tuple[
     )
     lines = truncate(lines, bad["malformed_json"])
     lines = corrupt_utf8(lines, bad["invalid_utf8"], at=len('{"ticket_id": "T'))
-    lines, day = insert_copies(rng, text.as_lines(lines), tickets.created_s // DAY_S, bad["duplicate_ticket_id"])
+    lines, day = insert_copies(
+        rng, text.as_lines(lines), tickets.created_s // DAY_S, bad["duplicate_ticket_id"]
+    )
     for kind, rows in bad.items():
         log.record(SUPPORT_TICKETS, kind, len(rows), ids.take(pa.array(rows)))
     return lines, day
@@ -96,12 +100,17 @@ def marketing_lines(
     bad = allocate(rng, n, spec.bad_records, MARKETING_BAD_KINDS)
     ids = text.padded_ids("M", events.number, 9)
     types = pa.array([*MARKETING_EVENT_TYPES, UNKNOWN_MARKETING_TYPE]).take(
-        pa.array(np.where(mask_of(n, bad["unknown_event_type"]), len(MARKETING_EVENT_TYPES), events.event_type))
+        pa.array(
+            np.where(mask_of(n, bad["unknown_event_type"]), len(MARKETING_EVENT_TYPES), events.event_type)
+        )
     )
     lines = text.json_objects(
         [
             ("event_id", text.quoted(ids)),
-            ("customer_id", text.nullable(text.ints(events.customer_id), mask_of(n, bad["null_customer_id"]))),
+            (
+                "customer_id",
+                text.nullable(text.ints(events.customer_id), mask_of(n, bad["null_customer_id"])),
+            ),
             ("event_type", text.quoted(types)),
             ("event_ts", text.quoted(text.iso(events.event_s))),
             ("campaign_id", text.quoted(text.padded_ids("C", events.campaign, 4))),
@@ -115,7 +124,9 @@ def marketing_lines(
     return lines, day
 
 
-def write_daily_drops(landing_dir: Path, dataset: str, lines: pa.Array, day: np.ndarray, spec: WorldSpec) -> int:
+def write_daily_drops(
+    landing_dir: Path, dataset: str, lines: pa.Array, day: np.ndarray, spec: WorldSpec
+) -> int:
     """Replace ``landing_dir/dataset`` with one folder per day; returns the number of lines written."""
     root = Path(landing_dir) / dataset
     shutil.rmtree(root, ignore_errors=True)

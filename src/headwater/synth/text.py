@@ -80,7 +80,9 @@ def nullable(json_values: pa.Array, null_mask: np.ndarray | None) -> pa.Array:
     return pc.if_else(pa.array(null_mask), "null", json_values)
 
 
-def json_objects(fields: Sequence[tuple[str, pa.Array]], omit: dict[str, np.ndarray] | None = None) -> pa.Array:
+def json_objects(
+    fields: Sequence[tuple[str, pa.Array]], omit: dict[str, np.ndarray] | None = None
+) -> pa.Array:
     """One JSON object per row from already JSON-encoded columns; ``omit`` drops a key on masked rows.
 
     The first key can not be omitted (its fragment carries no leading comma).

@@ -47,7 +47,12 @@ def _counts(codes: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
 
 
 def _stats(
-    spec: WorldSpec, customers: Customers, orders: Orders, tickets: Tickets, marketing: MarketingEvents, events
+    spec: WorldSpec,
+    customers: Customers,
+    orders: Orders,
+    tickets: Tickets,
+    marketing: MarketingEvents,
+    events,
 ) -> dict[str, dict[str, int]]:
     return {
         "customers": {
