@@ -1,0 +1,444 @@
+"""The embedded scheduler: creates runs for due intervals and drives their task instances.
+
+One loop, one writer: the loop creates due runs (catching up when ``catchup=True``), activates queued
+runs up to ``max_active_runs``, applies trigger rules, submits ready instances to a bounded thread
+pool, and records each outcome in the run store *before* acting on it. Sensors and retries wait in
+the store (``next_attempt_at``), not on a thread. A file lock keeps a second scheduler off the same
+run store; on start, instances a killed scheduler left ``running`` are scheduled again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import random
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from headwater.config import Settings
+from headwater.errors import ConfigError
+from headwater.monitoring.alerts import Alert, AlertChannel, channels_from_env, send_all
+from headwater.monitoring.sla import sla_deadline
+from headwater.orchestration.clock import Clock, SystemClock
+from headwater.orchestration.context import TaskContext
+from headwater.orchestration.executor import Outcome, run_try
+from headwater.orchestration.pipeline import Pipeline, Task
+from headwater.orchestration.run_store import RunStore
+from headwater.orchestration.schedule import iter_intervals
+from headwater.orchestration.sensors import Sensor
+from headwater.orchestration.state import TERMINAL_TASK_STATES, NewRun, OrchestrationStore, iso, parse_ts
+from headwater.orchestration.trigger_rules import decide
+
+log = logging.getLogger("headwater.scheduler")
+_WAITING = frozenset({"scheduled", "up_for_retry", "up_for_reschedule"})
+
+
+def run_id_for(pipeline_id: str, logical_date: datetime) -> str:
+    """One run per pipeline and logical date: a re-trigger resumes rather than duplicates."""
+    return f"{pipeline_id}__{logical_date:%Y-%m-%dT%H:%M}"
+
+
+@dataclass
+class _TI:
+    task: Task
+    state: str
+    try_number: int = 0
+    failures: int = 0
+    pokes: int = 0
+    next_attempt_at: datetime | None = None
+    first_poke_at: datetime | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Run:
+    run_id: str
+    pipeline: Pipeline
+    state: str
+    interval_start: datetime
+    interval_end: datetime
+    trigger: str
+    tis: dict[str, _TI] = field(default_factory=dict)
+    running: int = 0
+
+
+@dataclass
+class RunResult:
+    """A finished run as reported to progress callbacks."""
+
+    run_id: str
+    pipeline_id: str
+    logical_date: datetime
+    state: str
+    error: str | None
+
+
+@dataclass
+class SchedulerReport:
+    runs_created: int = 0
+    recovered_instances: int = 0
+    tries: int = 0
+    finished: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[str]:
+        return [r for r, s in self.finished.items() if s != "success"]
+
+
+class Scheduler:
+    """Drives the given pipelines against one run store. See the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipelines: Iterable[Pipeline],
+        *,
+        store: RunStore | None = None,
+        clock: Clock | None = None,
+        max_workers: int = 4,
+        channels: list[AlertChannel] | None = None,
+        poll_interval: float = 5.0,
+        rng: random.Random | None = None,
+        on_run_finished: Callable[[RunResult], None] | None = None,
+    ) -> None:
+        if max_workers < 1:
+            raise ConfigError(f"max_workers must be >= 1, got {max_workers}")
+        self.settings = settings
+        self.pipelines = {p.pipeline_id: p.validate() for p in pipelines}
+        self._own_store = store is None
+        self.store = store or RunStore(settings.run_store)
+        self.state = OrchestrationStore(self.store)
+        self.clock: Clock = clock or SystemClock()
+        self.max_workers = max_workers
+        self.channels = channels if channels is not None else channels_from_env(settings.home)
+        self.poll_interval = poll_interval
+        self.rng = rng or random.Random(0)
+        self.on_run_finished = on_run_finished
+        self._stop = threading.Event()
+        self._runs: dict[str, _Run] = {}
+        self._futures: dict[Future[Outcome], tuple[_Run, _TI]] = {}
+        self._next_check: dict[str, datetime] = {}
+        self._last_sla_check: datetime | None = None
+        self.report = SchedulerReport()
+
+    # -- public API -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to stop after the tries in flight (signal handlers call this)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        for channel in self.channels:
+            channel.close()
+        if self._own_store:
+            self.store.close()
+
+    def create_due_runs(self, as_of: datetime, pipeline_ids: Collection[str] | None = None) -> int:
+        """Queue a run for every interval complete by ``as_of`` that has none (``catchup=True``), or
+        only for the latest complete interval (``catchup=False``)."""
+        created = 0
+        for pid in pipeline_ids or self.pipelines:
+            p = self.pipelines[pid]
+            if p.schedule is None or as_of < self._next_check.get(pid, p.start_date):
+                continue
+            intervals = [
+                (s, e) for s, e in iter_intervals(p.schedule, p.start_date, as_of)
+                if p.end_date is None or s <= p.end_date
+            ]
+            if not p.catchup:
+                intervals = intervals[-1:]
+            existing = self.state.logical_dates(pid)
+            new = [
+                NewRun(run_id_for(pid, s), pid, s, e, "scheduled", sla_deadline(e, p.sla, "scheduled"))
+                for s, e in intervals
+                if iso(s) not in existing
+            ]
+            created += self.state.create_runs(new, self.clock.now())
+            self._next_check[pid] = p.schedule.next_after(as_of)
+        self.report.runs_created += created
+        return created
+
+    def run(
+        self,
+        *,
+        once: bool = False,
+        as_of: datetime | None = None,
+        pipeline_ids: Collection[str] | None = None,
+        max_loops: int | None = None,
+    ) -> SchedulerReport:
+        """Schedule and run. ``once``: do what is due (incl. waiting sensors/retries), then return.
+        ``as_of`` pins the moment used to decide which intervals are due (replays, demos, tests)."""
+        scope = list(pipeline_ids or self.pipelines)
+        unknown = set(scope) - set(self.pipelines)
+        if unknown:
+            raise ConfigError(f"unknown pipeline(s): {sorted(unknown)}; known: {sorted(self.pipelines)}")
+        return self._loop(scope, create=True, once=once, as_of=as_of, max_loops=max_loops)
+
+    def drive(
+        self, run_ids: Collection[str], *, reverse: bool = False, max_active: int | None = None
+    ) -> SchedulerReport:
+        """Run the given (queued or running) runs to completion: the engine behind backfill."""
+        return self._loop(
+            list(self.pipelines), create=False, once=True, run_ids=set(run_ids), reverse=reverse,
+            max_active=max_active,
+        )
+
+    # -- the loop -----------------------------------------------------------------------------
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        path = Path(str(self.store.path) + ".lock")
+        fh = open(path, "a+")  # noqa: SIM115 - held for the whole loop
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                fh.seek(0)
+                raise ConfigError(
+                    f"another scheduler or backfill is running on {self.store.path} (pid {fh.read().strip()})"
+                ) from exc
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+    def _loop(
+        self,
+        scope: list[str],
+        *,
+        create: bool,
+        once: bool,
+        as_of: datetime | None = None,
+        max_loops: int | None = None,
+        run_ids: set[str] | None = None,
+        reverse: bool = False,
+        max_active: int | None = None,
+    ) -> SchedulerReport:
+        self._stop.clear()
+        with self._exclusive(), ThreadPoolExecutor(self.max_workers, thread_name_prefix="hw-worker") as pool:
+            self.report.recovered_instances += self.state.recover_interrupted(self.clock.now())
+            self._load_runs(scope, run_ids)
+            loops = 0
+            while not self._stop.is_set():
+                loops += 1
+                now = self.clock.now()
+                if create and self.create_due_runs(as_of or now, scope):
+                    self._load_runs(scope, run_ids)
+                self._activate(now, reverse, max_active)
+                wake = self._schedule_ready(now, pool)
+                self._check_slas(now, scope)
+                if max_loops is not None and loops >= max_loops and not self._futures:
+                    break
+                if self._futures:
+                    timeout = self.poll_interval if self.clock.realtime else 0.05
+                    if wake is not None and self.clock.realtime:
+                        timeout = min(timeout, max(0.0, (wake - now).total_seconds()))
+                    done, _ = wait(list(self._futures), timeout=timeout, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        self._complete(fut)
+                    continue
+                if not self._runs and once:
+                    break
+                if wake is None:
+                    wake = now + timedelta(seconds=self.poll_interval)
+                    nxt = min(self._next_check.values(), default=None) if create and as_of is None else None
+                    if nxt is not None:
+                        wake = min(wake, nxt)
+                delay = (wake - now).total_seconds()
+                if delay > 0:
+                    self.clock.sleep(min(delay, self.poll_interval) if self.clock.realtime else delay)
+        return self.report
+
+    def _load_runs(self, scope: list[str], run_ids: set[str] | None) -> None:
+        for row in self.state.active_runs(scope):
+            if row["run_id"] in self._runs or (run_ids is not None and row["run_id"] not in run_ids):
+                continue
+            run = _Run(
+                run_id=row["run_id"],
+                pipeline=self.pipelines[row["pipeline_id"]],
+                state=row["state"],
+                interval_start=parse_ts(row["interval_start"]),  # type: ignore[arg-type]
+                interval_end=parse_ts(row["interval_end"]),  # type: ignore[arg-type]
+                trigger=row["trigger"],
+            )
+            self._runs[run.run_id] = run
+            if run.state == "running":
+                self._load_task_instances(run)
+
+    def _load_task_instances(self, run: _Run) -> None:
+        p = run.pipeline
+        self.state.insert_task_instances(
+            run.run_id, [(tid, p.tasks[tid].kind, p.tasks[tid].options().retries) for tid in p.topological_order()]
+        )
+        rows = {r["task_id"]: r for r in self.state.task_instances(run.run_id)}
+        for tid in p.topological_order():
+            r = rows[tid]
+            run.tis[tid] = _TI(
+                task=p.tasks[tid], state=r["state"], try_number=r["try_number"], failures=r["failures"],
+                pokes=r["pokes"], next_attempt_at=parse_ts(r["next_attempt_at"]),
+                first_poke_at=parse_ts(r["first_poke_at"]), error=r["error"],
+            )
+
+    def _activate(self, now: datetime, reverse: bool, max_active: int | None) -> None:
+        by_pipeline: dict[str, list[_Run]] = {}
+        for run in self._runs.values():
+            by_pipeline.setdefault(run.pipeline.pipeline_id, []).append(run)
+        for runs in by_pipeline.values():
+            limit = max_active or runs[0].pipeline.max_active_runs
+            active = sum(r.state == "running" for r in runs)
+            queued = sorted((r for r in runs if r.state == "queued"), key=lambda r: r.interval_start, reverse=reverse)
+            for run in queued[: max(0, limit - active)]:
+                self.state.set_run_state(run.run_id, "running", now)
+                run.state = "running"
+                self._load_task_instances(run)
+
+    def _schedule_ready(self, now: datetime, pool: ThreadPoolExecutor) -> datetime | None:
+        """Apply trigger rules, submit what can run now; return the earliest future wake-up."""
+        wake: datetime | None = None
+        ready: list[tuple[_Run, _TI]] = []
+        for run in sorted(self._runs.values(), key=lambda r: r.interval_start):
+            if run.state != "running":
+                continue
+            changes: list[tuple[str, str, str | None]] = []
+            for ti in run.tis.values():
+                if ti.state not in _WAITING:
+                    continue
+                if ti.state == "scheduled":
+                    rule = ti.task.options().trigger_rule
+                    verdict = decide(rule, (run.tis[u].state for u in ti.task.upstream_ids))
+                    if verdict == "wait":
+                        continue
+                    if verdict != "run":
+                        ti.state = verdict
+                        ti.error = f"{verdict} by trigger rule {rule}"
+                        changes.append((ti.task.task_id, verdict, ti.error))
+                        continue
+                elif ti.next_attempt_at is not None and ti.next_attempt_at > now:
+                    wake = ti.next_attempt_at if wake is None else min(wake, ti.next_attempt_at)
+                    continue
+                ready.append((run, ti))
+            if changes:
+                self.state.set_task_states(run.run_id, changes, now)
+            self._maybe_finish(run, now)
+        free = self.max_workers - len(self._futures)
+        for run, ti in ready[: max(0, free)]:
+            self._submit(run, ti, now, pool)
+        return wake
+
+    def _submit(self, run: _Run, ti: _TI, now: datetime, pool: ThreadPoolExecutor) -> None:
+        is_sensor = isinstance(ti.task, Sensor)
+        if not (is_sensor and ti.state == "up_for_reschedule"):
+            ti.try_number += 1
+        first_poke = is_sensor and ti.first_poke_at is None
+        if first_poke:
+            ti.first_poke_at = now
+        self.state.mark_running(run.run_id, ti.task.task_id, ti.try_number, now, first_poke)
+        ti.state = "running"
+        run.running += 1
+        pid = run.pipeline.pipeline_id
+        ctx = TaskContext(
+            pipeline_id=pid,
+            run_id=run.run_id,
+            task_id=ti.task.task_id,
+            try_number=ti.try_number,
+            logical_date=run.interval_start,
+            data_interval_start=run.interval_start,
+            data_interval_end=run.interval_end,
+            settings=self.settings,
+            store=self.store,
+            log=logging.LoggerAdapter(
+                logging.getLogger(f"headwater.task.{pid}.{ti.task.task_id}"), {"run_id": run.run_id}
+            ),
+        )
+        fut = pool.submit(
+            run_try, ti.task, ctx, failures=ti.failures, pokes=ti.pokes, first_poke_at=ti.first_poke_at,
+            now=now, rng=self.rng,
+        )
+        self._futures[fut] = (run, ti)
+        self.report.tries += 1
+
+    def _complete(self, fut: Future[Outcome]) -> None:
+        run, ti = self._futures.pop(fut)
+        run.running -= 1
+        now = self.clock.now()
+        try:
+            out = fut.result()
+        except BaseException as exc:  # run_try classifies task errors; this is a bug in the engine
+            out = Outcome("failed", 0.0, error=f"internal error: {type(exc).__name__}: {exc}")
+        if out.state in ("up_for_retry", "failed") and out.poke is None:
+            ti.failures += 1
+        if out.poke is not None:
+            ti.pokes += 1
+        ti.state, ti.error, ti.next_attempt_at = out.state, out.error, out.next_attempt_at
+        self.state.finish_try(
+            run.run_id, ti.task.task_id, state=out.state, try_number=ti.try_number, failures=ti.failures,
+            now=now, duration_s=out.duration_s, error=out.error, next_attempt_at=out.next_attempt_at,
+            retry_delay_s=out.retry_delay_s, metrics=out.metrics or None, poke=out.poke,
+        )
+        self._maybe_finish(run, now)
+
+    def _maybe_finish(self, run: _Run, now: datetime) -> None:
+        if run.state != "running" or run.running or any(t.state not in TERMINAL_TASK_STATES for t in run.tis.values()):
+            return
+        bad = [t for t in run.tis.values() if t.state in ("failed", "upstream_failed")]
+        first_failed = next((t for t in bad if t.state == "failed"), bad[0] if bad else None)
+        error = f"task {first_failed.task.task_id} failed: {first_failed.error}" if first_failed else None
+        state = "failed" if bad else "success"
+        self.state.set_run_state(run.run_id, state, now, error=error, finished=True)
+        run.state = state
+        del self._runs[run.run_id]
+        self.report.finished[run.run_id] = state
+        row = self.state.get_run(run.run_id) or {}
+        deadline = parse_ts(row.get("sla_deadline"))
+        if state == "success" and deadline is not None and row.get("sla_status") == "pending":
+            if now <= deadline:
+                self.state.set_sla_status(run.run_id, "met")
+            else:
+                self._sla_miss(run.run_id, run.pipeline.pipeline_id, deadline, now, finished_late=True)
+        if state == "failed":
+            log.error("run %s failed: %s", run.run_id, error)
+            send_all(self.channels, Alert("run_failed", run.pipeline.pipeline_id, run.run_id, error or "failed",
+                                          severity="error"))
+        if self.on_run_finished is not None:
+            self.on_run_finished(RunResult(run.run_id, run.pipeline.pipeline_id, run.interval_start, state, error))
+
+    # -- SLA ----------------------------------------------------------------------------------
+    def _check_slas(self, now: datetime, scope: list[str]) -> None:
+        """At most once a (clock) second: runs past their deadline without success are misses."""
+        if self._last_sla_check is not None and now - self._last_sla_check < timedelta(seconds=1):
+            return
+        self._last_sla_check = now
+        rows = self.store.query(
+            "SELECT run_id, pipeline_id, sla_deadline FROM runs WHERE sla_status = 'pending' "
+            "AND sla_deadline < ? AND pipeline_id IN (SELECT value FROM json_each(?))",
+            (iso(now), json.dumps(scope)),
+        )
+        for r in rows:
+            self._sla_miss(r["run_id"], r["pipeline_id"], parse_ts(r["sla_deadline"]), now, finished_late=False)  # type: ignore[arg-type]
+
+    def _sla_miss(self, run_id: str, pipeline_id: str, deadline: datetime, now: datetime, finished_late: bool) -> None:
+        how = "finished after" if finished_late else "not done by"
+        detail = f"run {run_id} {how} its SLA deadline {deadline.isoformat()} (late by {now - deadline})"
+        failures = send_all(
+            self.channels,
+            Alert("sla_miss", pipeline_id, run_id, detail, details={"deadline": deadline.isoformat()}),
+        )
+        self.state.record_sla_miss(
+            run_id, pipeline_id, deadline, now, notified=len(failures) < len(self.channels), detail=detail
+        )
+
+
+def summarize(report: SchedulerReport) -> dict[str, Any]:
+    states: dict[str, int] = {}
+    for s in report.finished.values():
+        states[s] = states.get(s, 0) + 1
+    return {"created": report.runs_created, "tries": report.tries, "finished": states}
