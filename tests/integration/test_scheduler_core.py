@@ -1,0 +1,250 @@
+"""The scheduler against a real run store: order, parallelism, retries, trigger rules, catchup, limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from headwater.config import Settings
+from headwater.errors import ConfigError, DataError, RetryableError
+from headwater.orchestration import ManualClock, Pipeline, Scheduler, SkipTask, StepCounts, run_id_for
+from headwater.orchestration.backfill import backfill
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def sched(settings: Settings, *pipes: Pipeline, clock: ManualClock | None = None, workers: int = 4) -> Scheduler:
+    return Scheduler(settings, pipes, clock=clock or ManualClock(T0 + timedelta(days=1, hours=1)),
+                     max_workers=workers, channels=[])
+
+
+def daily(pid: str = "p", **kw) -> Pipeline:
+    kw.setdefault("start_date", date(2024, 1, 1))
+    return Pipeline(pid, schedule="@daily", **kw)
+
+
+def states(s: Scheduler, run_id: str) -> dict[str, str]:
+    return {r["task_id"]: r["state"] for r in s.state.task_instances(run_id)}
+
+
+RID = run_id_for("p", T0)
+
+
+def test_dependencies_are_respected(settings: Settings) -> None:
+    spans: dict[str, tuple[float, float]] = {}
+
+    def work(ctx) -> None:
+        start = time.perf_counter()
+        time.sleep(0.02)
+        spans[ctx.task_id] = (start, time.perf_counter())
+
+    p = daily()
+    a, b, c, d = (p.task(work, task_id=n) for n in "abcd")
+    a >> [b, c] >> d
+    s = sched(settings, p)
+    report = s.run(once=True)
+    assert report.finished == {RID: "success"}
+    assert spans["a"][1] <= spans["b"][0] and spans["a"][1] <= spans["c"][0]
+    assert max(spans["b"][1], spans["c"][1]) <= spans["d"][0]
+
+
+@pytest.mark.parametrize("workers", [2, 1])
+def test_independent_tasks_really_run_in_parallel(settings: Settings, workers: int) -> None:
+    barrier = threading.Barrier(2, timeout=1.0 if workers == 2 else 0.3)
+    spans: dict[str, tuple[float, float]] = {}
+
+    def meet(ctx) -> None:
+        start = time.perf_counter()
+        barrier.wait()  # only passes if the other task is running at the same time
+        spans[ctx.task_id] = (start, time.perf_counter())
+
+    p = daily()
+    p.task(meet, task_id="left")
+    p.task(meet, task_id="right")
+    report = sched(settings, p, workers=workers).run(once=True)
+    if workers == 2:
+        assert report.finished[RID] == "success"
+        (s1, e1), (s2, e2) = spans["left"], spans["right"]
+        assert s1 < e2 and s2 < e1  # the two executions overlap in time
+    else:
+        assert report.finished[RID] == "failed"  # one worker: the barrier can never be met
+
+
+def test_retries_use_exponential_backoff_on_the_injected_clock(settings: Settings) -> None:
+    calls: list[int] = []
+    retried: list[str] = []
+
+    def flaky(ctx) -> StepCounts:
+        calls.append(ctx.try_number)
+        if len(calls) <= 3:
+            raise RetryableError("database is locked")
+        return StepCounts("flaky", 5, 5)
+
+    p = daily()
+    t = p.task(flaky, retries=4, retry_delay=timedelta(seconds=10), max_retry_delay=timedelta(seconds=25),
+               on_retry=lambda ctx, exc: retried.append(str(exc)))
+    t >> p.task(lambda ctx: None, task_id="after")
+    clock = ManualClock(T0 + timedelta(days=1, hours=1))
+    s = sched(settings, p, clock=clock)
+    t0 = time.perf_counter()
+    assert s.run(once=True).finished[RID] == "success"
+    assert time.perf_counter() - t0 < 2  # no real sleeping
+    assert calls == [1, 2, 3, 4]
+    assert clock.sleeps == [10, 20, 25]  # 10, 20, 40 capped at 25
+    tries = s.state.tries(RID, "flaky")
+    assert [r["state"] for r in tries] == ["up_for_retry"] * 3 + ["success"]
+    assert [r["retry_delay_s"] for r in tries[:3]] == [10, 20, 25]
+    assert retried == ["database is locked"] * 3
+    assert s.store.step_counts(RID) == [StepCounts("flaky", 5, 5)]
+
+
+def test_jitter_spreads_delays_within_bounds(settings: Settings) -> None:
+    def always(ctx) -> None:
+        raise RetryableError("timeout")
+
+    p = daily()
+    p.task(always, retries=3, retry_delay=timedelta(seconds=100), jitter=0.5)
+    s = sched(settings, p)
+    assert s.run(once=True).finished[RID] == "failed"
+    delays = [r["retry_delay_s"] for r in s.state.tries(RID, "always")][:3]
+    for d, base in zip(delays, (100, 200, 400), strict=True):
+        assert base * 0.5 <= d <= base * 1.5
+    assert len(set(delays)) == 3 and delays != [100, 200, 400]
+    assert len(s.state.tries(RID, "always")) == 4  # 1 + 3 retries, then failed
+
+
+def test_permanent_errors_fail_at_once(settings: Settings) -> None:
+    calls: list[int] = []
+    failures: list[BaseException | None] = []
+
+    def broken(ctx) -> None:
+        calls.append(1)
+        raise DataError("negative revenue", dataset="orders")
+
+    p = daily()
+    p.task(broken, retries=5, on_failure=lambda ctx, exc: failures.append(exc)) >> p.task(
+        lambda ctx: None, task_id="load"
+    )
+    s = sched(settings, p)
+    assert s.run(once=True).finished[RID] == "failed"
+    assert calls == [1]
+    assert isinstance(failures[0], DataError)
+    assert states(s, RID) == {"broken": "failed", "load": "upstream_failed"}
+    run = s.state.get_run(RID)
+    assert run is not None and "broken" in run["error"] and "negative revenue" in run["error"]
+
+
+def test_trigger_rules_and_skips_end_to_end(settings: Settings) -> None:
+    ran: list[str] = []
+
+    def mark(ctx) -> None:
+        ran.append(ctx.task_id)
+
+    def fail(ctx) -> None:
+        raise DataError("bad")
+
+    def skip(ctx) -> None:
+        raise SkipTask("nothing to do today")
+
+    p = daily()
+    f = p.task(fail, task_id="fail")
+    f >> p.task(mark, task_id="cleanup", trigger_rule="all_done")
+    f >> p.task(mark, task_id="normal") >> p.task(mark, task_id="after_normal")
+    f >> p.task(mark, task_id="alert", trigger_rule="one_failed")
+    sk = p.task(skip, task_id="maybe")
+    sk >> p.task(mark, task_id="after_skip")
+    sk >> p.task(mark, task_id="tolerant", trigger_rule="none_failed")
+    s = sched(settings, p)
+    assert s.run(once=True).finished[RID] == "failed"
+    assert sorted(ran) == ["alert", "cleanup", "tolerant"]
+    assert states(s, RID) == {
+        "fail": "failed", "cleanup": "success", "normal": "upstream_failed", "after_normal": "upstream_failed",
+        "alert": "success", "maybe": "skipped", "after_skip": "skipped", "tolerant": "success",
+    }
+
+
+def test_execution_timeout_fails_the_try(settings: Settings) -> None:
+    def slow(ctx) -> None:
+        for _ in range(100):
+            time.sleep(0.02)
+            ctx.check_cancelled()
+
+    p = daily()
+    p.task(slow, execution_timeout=timedelta(seconds=0.2))
+    s = sched(settings, p)
+    t0 = time.perf_counter()
+    assert s.run(once=True).finished[RID] == "failed"
+    assert time.perf_counter() - t0 < 1.5
+    (ti,) = s.state.task_instances(RID)
+    assert "TaskTimeout" in ti["error"] and "execution timeout" in ti["error"]
+
+
+def test_catchup_creates_exactly_the_missing_runs(settings: Settings) -> None:
+    p = daily(max_active_runs=3)
+    p.task(lambda ctx: None, task_id="t")
+    backfill(settings, p, date(2024, 1, 2), date(2024, 1, 2), channels=[])  # one interval already done
+    s = sched(settings, p, clock=ManualClock(datetime(2024, 1, 6, 0, 30, tzinfo=UTC)))
+    report = s.run(once=True)
+    assert report.runs_created == 4
+    assert sorted(report.finished) == [run_id_for("p", T0 + timedelta(days=d)) for d in (0, 2, 3, 4)]
+    assert s.run(once=True).runs_created == 0  # nothing is missing any more
+    s.clock.advance(timedelta(days=1))  # type: ignore[attr-defined]
+    assert s.run(once=True).finished == {run_id_for("p", T0 + timedelta(days=5)): "success"}
+
+
+def test_without_catchup_only_the_latest_interval_runs(settings: Settings) -> None:
+    p = daily(catchup=False)
+    p.task(lambda ctx: None, task_id="t")
+    s = sched(settings, p, clock=ManualClock(datetime(2024, 1, 6, 0, 30, tzinfo=UTC)))
+    assert list(s.run(once=True).finished) == [run_id_for("p", datetime(2024, 1, 5, tzinfo=UTC))]
+
+
+def test_max_active_runs_is_never_exceeded(settings: Settings) -> None:
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def work(ctx) -> None:
+        with lock:
+            n = ctx.store.query("SELECT count(*) AS n FROM runs WHERE state = 'running'")[0]["n"]
+            seen.append(n)
+        time.sleep(0.03)
+
+    p = daily(max_active_runs=2)
+    p.task(work, task_id="a") >> p.task(work, task_id="b")
+    s = sched(settings, p, clock=ManualClock(datetime(2024, 1, 7, tzinfo=UTC)), workers=4)
+    report = s.run(once=True)
+    assert len(report.finished) == 6 and set(report.finished.values()) == {"success"}
+    assert max(seen) == 2  # reached, never exceeded
+
+
+def test_a_second_scheduler_on_the_same_store_is_refused(settings: Settings) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold(ctx) -> None:
+        started.set()
+        release.wait(5)
+
+    p = daily()
+    p.task(hold)
+    first = sched(settings, p)
+    th = threading.Thread(target=first.run, kwargs={"once": True})
+    th.start()
+    try:
+        assert started.wait(5)
+        with pytest.raises(ConfigError, match="another scheduler"):
+            sched(settings, p).run(once=True)
+    finally:
+        release.set()
+        th.join(5)
+    assert first.report.finished == {RID: "success"}
+
+
+def test_unknown_pipeline_is_a_config_error(settings: Settings) -> None:
+    p = daily()
+    p.task(lambda ctx: None, task_id="t")
+    with pytest.raises(ConfigError, match="unknown pipeline"):
+        sched(settings, p).run(once=True, pipeline_ids=["nope"])
