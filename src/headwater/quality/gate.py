@@ -15,6 +15,7 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
+from headwater.batch.engine import local_duckdb
 from headwater.domain import enums
 from headwater.domain.schemas import RAW_SCHEMAS
 from headwater.errors import StorageError
@@ -179,15 +180,14 @@ def apply_gate(dataset: str, raw: pa.Table, interval_start: datetime, interval_e
     sql = _gate_sql(rules, raw.column_names)
     params = {**_PARAMS, "interval_start": interval_start, "interval_end": interval_end}
     used = {k: v for k, v in params.items() if f"${k}" in sql}
-    con = duckdb.connect(":memory:")
+    con = local_duckdb()
     try:
-        con.execute("SET TimeZone = 'UTC'")
         con.register("raw", raw)
         out = con.sql(sql, params=used).to_arrow_table()
     except duckdb.Error as exc:
         raise StorageError(f"quality gate failed on {dataset}: {exc}", dataset=dataset) from exc
     finally:
-        con.close()
+        con.unregister("raw")
     bad_mask = pa.compute.greater(pa.compute.list_value_length(out["failed_rules"]), 0)
     schema = RAW_SCHEMAS[dataset]
     passed = out.filter(pa.compute.invert(bad_mask)).select(schema.names).cast(schema)

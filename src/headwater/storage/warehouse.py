@@ -7,6 +7,7 @@ re-run leaves the same rows.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -60,6 +61,32 @@ TABLES: dict[str, tuple[str, str]] = {
 }
 
 
+_instances: dict[Path, duckdb.DuckDBPyConnection] = {}
+_instances_lock = threading.Lock()
+
+
+def _instance(path: Path) -> duckdb.DuckDBPyConnection:
+    """One read-write DuckDB instance per file per process, shared by cursors: opening and
+    checkpointing a file costs ~0.1 s, too much to pay for every task."""
+    with _instances_lock:
+        con = _instances.get(path)
+        if con is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(path))
+            for _, ddl in TABLES.values():
+                con.execute(ddl)
+            _instances[path] = con
+        return con
+
+
+def release_warehouses() -> None:
+    """Close (and checkpoint) every warehouse file this process opened, e.g. before another process reads it."""
+    with _instances_lock:
+        for con in _instances.values():
+            con.close()
+        _instances.clear()
+
+
 class Warehouse(Protocol):
     def replace_partitions(self, day: date, tables: Mapping[str, pa.Table]) -> dict[str, int]: ...
 
@@ -72,17 +99,16 @@ class DuckDBWarehouse:
     """A DuckDB file holding the warehouse tables of :data:`TABLES`."""
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
-        self.path = Path(path)
+        self.path = Path(path).resolve()
         try:
-            if read_only:
+            if read_only and self.path not in _instances:
                 if not self.path.exists():
                     raise ConfigError(f"no warehouse at {self.path}: run the pipeline first")
-                self.con = duckdb.connect(str(self.path), read_only=True)
+                self._owned: duckdb.DuckDBPyConnection | None = duckdb.connect(str(self.path), read_only=True)
+                self.con = self._owned
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.con = duckdb.connect(str(self.path))
-                for _, ddl in TABLES.values():
-                    self.con.execute(ddl)
+                self._owned = None
+                self.con = _instance(self.path).cursor()
             self.con.execute("SET TimeZone = 'UTC'")
         except duckdb.Error as exc:
             raise StorageError(f"cannot open warehouse {self.path}: {exc}") from exc
@@ -117,4 +143,5 @@ class DuckDBWarehouse:
             raise StorageError(f"warehouse query failed: {exc}") from exc
 
     def close(self) -> None:
+        """Close this handle; the shared instance stays open for the next task."""
         self.con.close()
