@@ -13,13 +13,19 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import headwater.synth as synth
 from headwater.config import Settings
 from headwater.domain.enums import ORDER_STATUSES
 from headwater.domain.records import CustomerEvent, MarketingEvent, SupportTicket
 from headwater.errors import ConfigError
 from headwater.synth import MANIFEST_FILE, WorldManifest, WorldSpec, estimate_orders, generate_world
+from headwater.synth.bad_records import allocate
+from headwater.synth.customers import generate_customers
+from headwater.synth.spec import DAY_S
+from headwater.synth.tickets import PRECHURN_DAYS, generate_tickets
 
 START = date(2024, 2, 10)  # the range crosses 2024-02-29
 CLEAN = WorldSpec(customers=1500, days=45, start=START, seed=11, bad_records=0.0)
@@ -388,3 +394,44 @@ def _valid_event(line: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(synth.__all__) == sorted(
+        ["MANIFEST_FILE", "BadRecordKind", "WorldManifest", "WorldSpec", "estimate_orders", "generate_world"]
+    )
+
+
+def test_allocation_is_disjoint_exact_and_makes_up_for_small_eligible_pools() -> None:
+    eligible = np.zeros(1000, dtype=bool)
+    eligible[:5] = True
+    rows = allocate(np.random.default_rng(0), 1000, 0.2, ("rare", "a", "b"), eligible={"rare": eligible})
+    assert len(rows["rare"]) == 5 and set(rows["rare"]) <= set(range(5))
+    assert sum(len(r) for r in rows.values()) == 200
+    assert len(set().union(*(set(r.tolist()) for r in rows.values()))) == 200
+
+
+def test_tickets_cluster_in_the_month_before_a_customer_lapses() -> None:
+    spec = WorldSpec(customers=4000, days=180, seed=3)
+    customers = generate_customers(spec)
+    tickets = generate_tickets(customers, spec)
+    churn = customers.churn_s[tickets.customer_id - 1]
+    before_lapse = (tickets.created_s >= churn - PRECHURN_DAYS * DAY_S) & (tickets.created_s < churn)
+    lo, hi = customers.active_window(spec)
+    window = np.clip(
+        np.minimum(customers.churn_s, hi) - np.maximum(customers.churn_s - PRECHURN_DAYS * DAY_S, lo), 0, None
+    )
+    exposure_pre = window.sum() / DAY_S
+    exposure_rest = (hi - lo).sum() / DAY_S - exposure_pre
+    assert before_lapse.sum() / exposure_pre > 5 * (~before_lapse).sum() / exposure_rest
+
+
+def test_existing_and_joining_customers_and_all_segments_are_present(clean) -> None:
+    _, manifest = clean
+    stats = manifest.stats["customers"]
+    assert 0.3 < stats["signed_up_before_start"] / CLEAN.customers < 0.6
+    assert 0.10 < stats["loyal"] / CLEAN.customers < 0.20
+    assert 0.40 < stats["lapsing"] / CLEAN.customers < 0.60

@@ -44,14 +44,14 @@ def allocate(
     """Disjoint, sorted row indices per kind: ``round(rate * n_rows)`` in all, split evenly.
 
     A kind with an ``eligible`` mask (e.g. only refunds can get a negative refund amount) draws
-    from that subset and may get fewer rows if it is small; list such kinds first.
+    from that subset and may get fewer rows if it is small (later kinds make up the gap); list such
+    kinds first.
     """
-    total = int(round(rate * n_rows))
-    base, extra = divmod(total, len(kinds))
+    remaining = int(round(rate * n_rows))
     used = np.zeros(n_rows, dtype=bool)
     out: dict[str, np.ndarray] = {}
     for position, kind in enumerate(kinds):
-        want = base + (1 if position < extra else 0)
+        want = -(-remaining // (len(kinds) - position))  # even split; a short kind's gap goes to later ones
         pool_mask = ~used
         if eligible is not None and kind in eligible:
             pool_mask &= eligible[kind]
@@ -59,6 +59,7 @@ def allocate(
         take = min(want, len(pool))
         chosen = np.sort(rng.choice(pool, size=take, replace=False)) if take else np.empty(0, np.int64)
         used[chosen] = True
+        remaining -= take
         out[kind] = chosen.astype(np.int64)
     return out
 

@@ -55,7 +55,7 @@ class CustomerEvents:
 
 
 def _money_payload(order_id: np.ndarray, cents: np.ndarray) -> pa.Array:
-    return text.json_objects([("order_id", text.ints(order_id)), ("amount", text.quoted(text.money(cents)))])
+    return text.json_objects([("order_id", text.ints(order_id)), ("amount", text.Quoted(text.money(cents)))])
 
 
 def build_events(orders: Orders, tickets: Tickets) -> CustomerEvents:
@@ -64,9 +64,9 @@ def build_events(orders: Orders, tickets: Tickets) -> CustomerEvents:
     n_placed, n_tickets, n_refunds = int(placed.sum()), len(tickets), int(refunded.sum())
     ticket_payload = text.json_objects(
         [
-            ("ticket_id", text.quoted(text.padded_ids("T", tickets.number, 8))),
-            ("priority", text.quoted(pa.array(TICKET_PRIORITIES).take(pa.array(tickets.priority)))),
-            ("category", text.quoted(pa.array(TICKET_CATEGORIES).take(pa.array(tickets.category)))),
+            ("ticket_id", text.Quoted(text.padded_ids("T", tickets.number, 8))),
+            ("priority", text.Quoted(pa.array(TICKET_PRIORITIES).take(pa.array(tickets.priority)))),
+            ("category", text.Quoted(pa.array(TICKET_CATEGORIES).take(pa.array(tickets.category)))),
         ]
     )
     event_type = np.concatenate(
@@ -126,10 +126,10 @@ def event_lines(events: CustomerEvents, spec: WorldSpec, log: BadRecordLog) -> p
     omit = {key: mask_of(n, missing[k :: len(MISSING_FIELDS)]) for k, key in enumerate(MISSING_FIELDS)}
     lines = text.json_objects(
         [
-            ("event_id", text.quoted(ids)),
-            ("event_type", text.quoted(types)),
+            ("event_id", text.Quoted(ids)),
+            ("event_type", text.Quoted(types)),
             ("customer_id", customer_id),
-            ("timestamp", text.quoted(text.iso(events.ts_s))),
+            ("timestamp", text.Quoted(text.iso(events.ts_s))),
             ("payload", payload),
         ],
         omit=omit,

@@ -74,11 +74,11 @@ def ticket_lines(tickets: Tickets, spec: WorldSpec, log: BadRecordLog) -> tuple[
     category = pa.array(TICKET_CATEGORIES).take(pa.array(tickets.category))
     lines = text.json_objects(
         [
-            ("ticket_id", text.quoted(ids)),
+            ("ticket_id", text.Quoted(ids)),
             ("customer_id", text.nullable(text.ints(tickets.customer_id), null_mask["customer_id"])),
             ("created_at", text.nullable(text.quoted(text.iso(tickets.created_s)), null_mask["created_at"])),
             ("category", text.nullable(text.quoted(category), null_mask["category"])),
-            ("priority", text.quoted(priority)),
+            ("priority", text.Quoted(priority)),
             ("resolved_at", text.nullable(text.quoted(text.iso(resolved_s)), still_open)),
         ]
     )
@@ -106,14 +106,14 @@ def marketing_lines(
     )
     lines = text.json_objects(
         [
-            ("event_id", text.quoted(ids)),
+            ("event_id", text.Quoted(ids)),
             (
                 "customer_id",
                 text.nullable(text.ints(events.customer_id), mask_of(n, bad["null_customer_id"])),
             ),
-            ("event_type", text.quoted(types)),
-            ("event_ts", text.quoted(text.iso(events.event_s))),
-            ("campaign_id", text.quoted(text.padded_ids("C", events.campaign, 4))),
+            ("event_type", text.Quoted(types)),
+            ("event_ts", text.Quoted(text.iso(events.event_s))),
+            ("campaign_id", text.Quoted(text.padded_ids("C", events.campaign, 4))),
         ]
     )
     lines = truncate(lines, bad["malformed_json"])
