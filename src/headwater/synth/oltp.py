@@ -50,6 +50,25 @@ def remove_database(path: Path) -> None:
         Path(str(path) + suffix).unlink(missing_ok=True)
 
 
+def impossible_timestamps(order_s: np.ndarray) -> pa.Array:
+    """The day after the last day of the order's month, keeping the time: ``2024-02-30 12:00:00``.
+
+    A calendar-overflow bug (Feb 30, Apr 31, Mar 32, and Feb 29 in a common year): it has the shape
+    of a timestamp and sorts inside its own month, so only a real date parse catches it.
+    """
+    month = order_s.astype("datetime64[s]").astype("datetime64[M]")
+    days_in_month = ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(np.int64)
+    clock = text.timestamps(order_s % DAY_S)  # 1970-01-01 HH:MM:SS
+    return pc.binary_join_element_wise(
+        pa.array(np.datetime_as_string(month, unit="M").tolist(), pa.string()),
+        "-",
+        pc.utf8_lpad(text.ints(days_in_month + 1), 2, "0"),
+        " ",
+        pc.utf8_slice_codeunits(clock, 11, 19),
+        "",
+    )
+
+
 def _order_columns(orders: Orders, customers: Customers, spec: WorldSpec, log: BadRecordLog) -> list[Any]:
     """Insert-ready columns (numpy object/number arrays or Arrow strings) with bad rows rewritten."""
     rng = rng_for(spec, "bad_records.orders")
@@ -65,11 +84,7 @@ def _order_columns(orders: Orders, customers: Customers, spec: WorldSpec, log: B
 
     order_ts = text.timestamps(orders.order_s)
     impossible = bad["impossible_order_ts"]
-    # Feb 30 of the order's year, keeping its time of day: looks right, parses nowhere
-    years = np.datetime_as_string(orders.order_s[impossible].astype("datetime64[s]"), unit="Y")
-    clock = text.timestamps(orders.order_s[impossible] % DAY_S)  # 1970-01-01 HH:MM:SS
-    feb30 = pc.binary_join_element_wise(pa.array(years), "-02-30", pc.utf8_slice_codeunits(clock, 10, 19), "")
-    order_ts = replace_rows(order_ts, impossible, feb30)
+    order_ts = replace_rows(order_ts, impossible, impossible_timestamps(orders.order_s[impossible]))
     unparseable = bad["unparseable_order_ts"]
     order_ts = replace_rows(order_ts, unparseable, pa.array([UNPARSEABLE_TS] * len(unparseable)))
 
