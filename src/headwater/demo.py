@@ -13,6 +13,7 @@ from rich.table import Table
 
 from headwater.config import Settings
 from headwater.orchestration.run_store import RunStore, StepCounts
+from headwater.pipelines.customer_analytics import scheduler_runner
 from headwater.pipelines.daily import run_range
 from headwater.storage.warehouse import DuckDBWarehouse
 from headwater.synth import WorldManifest, WorldSpec, generate_world
@@ -64,7 +65,7 @@ def run_demo(
     settings: Settings,
     spec: WorldSpec,
     console: Console,
-    runner: RangeRunner = sequential_runner,
+    runner: RangeRunner = scheduler_runner,  # the flagship DAG through the scheduler, with catchup
 ) -> DemoResult:
     with _progress(console) as progress:
         gen = progress.add_task("generating the world", total=100)

@@ -4,6 +4,8 @@ The public surface is re-exported here; :mod:`headwater.orchestration.run_store`
 its own for the batch code.
 """
 
+import logging
+
 from headwater.orchestration.backfill import BackfillReport, backfill, run_pipeline_range
 from headwater.orchestration.clock import Clock, ManualClock, OffsetClock, SystemClock
 from headwater.orchestration.context import TaskContext, TaskTimeout
@@ -13,6 +15,9 @@ from headwater.orchestration.registry import get_pipeline, load_pipelines
 from headwater.orchestration.run_store import RunStore, StepCounts
 from headwater.orchestration.scheduler import Scheduler, SchedulerReport, run_id_for
 from headwater.orchestration.sensors import LandingFlagSensor, RunSensor, Sensor, SensorTimeout, SqlSensor
+
+for _name in ("headwater.scheduler", "headwater.task", "headwater.alerts", "headwater.orchestration"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())  # a library logs; the app decides where
 
 __all__ = [
     "BackfillReport",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from headwater.config import Settings
 from headwater.errors import ConfigError
@@ -132,6 +133,8 @@ def run_pipeline_range(
     max_workers: int = 4,
     progress: Callable[[RunResult], None] | None = None,
     store: RunStore | None = None,
+    params: dict[str, Any] | None = None,
+    channels: list[AlertChannel] | None = None,
 ) -> SchedulerReport:
     """Run ``pipeline`` for ``start..end`` through the scheduler with catchup, replaying time as if
     it were just after the last interval ended (the demo's synthetic world lives in the past)."""
@@ -140,7 +143,7 @@ def run_pipeline_range(
     as_of = intervals[-1][1]
     sched = Scheduler(
         settings, [ranged], store=store, clock=OffsetClock(as_of), max_workers=max_workers,
-        on_run_finished=progress,
+        on_run_finished=progress, params=params, channels=channels,
     )
     try:
         return sched.run(once=True, as_of=as_of)

@@ -108,6 +108,7 @@ class Scheduler:
         poll_interval: float = 5.0,
         rng: random.Random | None = None,
         on_run_finished: Callable[[RunResult], None] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> None:
         if max_workers < 1:
             raise ConfigError(f"max_workers must be >= 1, got {max_workers}")
@@ -122,6 +123,7 @@ class Scheduler:
         self.poll_interval = poll_interval
         self.rng = rng or random.Random(0)
         self.on_run_finished = on_run_finished
+        self.params = dict(params or {})  # handed to every task as ctx.params
         self._stop = threading.Event()
         self._runs: dict[str, _Run] = {}
         self._futures: dict[Future[Outcome], tuple[_Run, _TI]] = {}
@@ -147,7 +149,7 @@ class Scheduler:
         for pid in pipeline_ids or self.pipelines:
             p = self.pipelines[pid]
             if p.schedule is None or as_of < self._next_check.get(pid, p.start_date):
-                continue
+                continue  # nothing new can be due before the current interval ends
             intervals = [
                 (s, e) for s, e in iter_intervals(p.schedule, p.start_date, as_of)
                 if p.end_date is None or s <= p.end_date
@@ -224,6 +226,7 @@ class Scheduler:
         max_active: int | None = None,
     ) -> SchedulerReport:
         self._stop.clear()
+        self.report = SchedulerReport()
         with self._exclusive(), ThreadPoolExecutor(self.max_workers, thread_name_prefix="hw-worker") as pool:
             self.report.recovered_instances += self.state.recover_interrupted(self.clock.now())
             self._load_runs(scope, run_ids)
@@ -358,6 +361,7 @@ class Scheduler:
             log=logging.LoggerAdapter(
                 logging.getLogger(f"headwater.task.{pid}.{ti.task.task_id}"), {"run_id": run.run_id}
             ),
+            params=dict(self.params),
         )
         fut = pool.submit(
             run_try, ti.task, ctx, failures=ti.failures, pokes=ti.pokes, first_poke_at=ti.first_poke_at,
