@@ -1,0 +1,71 @@
+"""Typed, frozen settings of the stream processor; paths derive from ``Settings.home``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from headwater.config import Settings
+from headwater.errors import ConfigError
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """Thresholds of the alert rules (see :mod:`headwater.stream.rules` for their semantics)."""
+
+    risk_window_days: int = 30
+    risk_ticket_count: int = 3
+    risk_high_count: int = 2
+    large_refund_threshold: Decimal = Decimal("500")
+    vip_window_days: int = 90
+    vip_spend_threshold: Decimal = Decimal("1000")
+    allowed_lateness_s: int = 3600
+
+    def __post_init__(self) -> None:
+        if self.risk_ticket_count < 2 or self.risk_high_count < 2:
+            raise ConfigError("at-risk thresholds must be >= 2 tickets (a single ticket is not an episode)")
+        if self.risk_window_days < 1 or self.vip_window_days < 1 or self.allowed_lateness_s < 0:
+            raise ConfigError("rule windows must be >= 1 day and allowed lateness >= 0")
+
+    @property
+    def risk_window_ms(self) -> int:
+        return self.risk_window_days * DAY_MS
+
+    @property
+    def vip_window_ms(self) -> int:
+        return self.vip_window_days * DAY_MS
+
+    @property
+    def lateness_ms(self) -> int:
+        return self.allowed_lateness_s * 1000
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Processor knobs: checkpoint every ``batch_size`` events or ``checkpoint_interval_s``, whichever first."""
+
+    rules: RuleConfig = RuleConfig()
+    group: str = "headwater-stream"
+    batch_size: int = 1000
+    checkpoint_interval_s: float = 1.0
+    max_attempts: int = 5
+    retry_base_delay_s: float = 0.05
+    partitions: int = 4
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.checkpoint_interval_s <= 0 or self.max_attempts < 1:
+            raise ConfigError("batch_size, checkpoint_interval_s and max_attempts must be positive")
+
+
+def log_path(settings: Settings) -> Path:
+    """Where the embedded event log (and the processor's state) lives."""
+    return settings.home / "stream" / "log.sqlite"
+
+
+def stream_config(settings: Settings, **overrides: object) -> StreamConfig:
+    """The processor configuration for ``settings`` (the large-refund threshold comes from there)."""
+    rules = RuleConfig(large_refund_threshold=Decimal(str(settings.large_refund_threshold)))
+    return StreamConfig(rules=rules, **overrides)  # type: ignore[arg-type]

@@ -1,0 +1,361 @@
+"""The processor runtime: read events, validate, apply the rules, checkpoint effects atomically.
+
+For each input record, exactly one of four things happens, and the counts say so
+(``in = processed + dead_lettered + late``):
+
+* it is not a valid event (malformed JSON, missing/wrong envelope fields, unknown type, bad
+  payload) -> dead-lettered at once with the reason, the original text, attempts=1;
+* its event time is older than the partition watermark minus the allowed lateness -> sent to the
+  late-events topic with the reason (never silently dropped);
+* its handler fails: a retryable error is retried with exponential backoff up to a limit, then
+  dead-lettered; a permanent one is dead-lettered at once (every failed attempt is also written to
+  ``processing_errors``);
+* otherwise it is processed (a repeated event id within the lateness window is processed as a
+  no-op and counted as a duplicate).
+
+Outputs (alerts, dead letters, late events, errors), changed state and input offsets are committed
+in one log transaction per batch, so a crash at any point resumes from the last checkpoint and the
+outputs are exactly those of an uninterrupted run. Results depend only on each partition's own
+sequence, never on batch boundaries or on how partitions interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from headwater.domain.records import Alert
+from headwater.resilience.dlq import DeadLetter
+from headwater.resilience.retry import ExponentialBackoff, Retrier, RetriesExhausted
+from headwater.stream.checkpoint import CheckpointPolicy, PartitionCheckpoint, load_checkpoints, totals
+from headwater.stream.config import StreamConfig
+from headwater.stream.events import InvalidEvent, parse_event
+from headwater.stream.log import (
+    CUSTOMER_ALERTS,
+    CUSTOMER_EVENTS,
+    DEAD_LETTERS,
+    LATE_EVENTS,
+    PROCESSING_ERRORS,
+    EventLog,
+    LogRecord,
+    Record,
+)
+from headwater.stream.rules import DEFAULT_HANDLERS, Event, Handler, evict, expires_ms
+from headwater.stream.state import CustomerState, StateItem, StateStore
+
+SWEEP_EVERY_MS = 86_400_000  # expire whole customers once per day of event time per partition
+
+
+@dataclass
+class CommittedBatch:
+    """What one checkpoint made durable (handed to ``on_commit``, e.g. to measure latency)."""
+
+    events: int
+    alerts: list[tuple[Alert, LogRecord]]
+    committed_at: float
+
+
+@dataclass
+class Progress:
+    """Live figures for the CLI: totals so far, throughput since start and lag behind the log end."""
+
+    counts: dict[str, int]
+    events_per_s: float
+    lag: int
+    checkpoints: int
+
+
+def _event_id_of(raw: str) -> str | None:
+    try:
+        value = json.loads(raw).get("event_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _iso(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _Batch:
+    alerts: list[tuple[Alert, LogRecord]] = field(default_factory=list)
+    dead: list[Record] = field(default_factory=list)
+    late: list[Record] = field(default_factory=list)
+    errors: list[Record] = field(default_factory=list)
+    events: int = 0
+
+
+class Processor:
+    """A checkpointed stream job over ``input_topic``; ``sink`` receives outputs, offsets and state.
+
+    ``source`` and ``sink`` are the same log in live mode; a replay reads the live log and writes a
+    fresh one. ``state`` must commit within ``sink``'s transactions (see :mod:`.state`).
+    """
+
+    def __init__(self, source: EventLog, sink: EventLog, state: StateStore, config: StreamConfig,
+                 *, handlers: Mapping[str, Handler] | None = None, retrier: Retrier | None = None,
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
+                 input_topic: str = CUSTOMER_EVENTS,
+                 on_commit: Callable[[CommittedBatch], None] | None = None) -> None:
+        self.source, self.sink, self.state, self.config = source, sink, state, config
+        self.rules = config.rules
+        self.handlers = dict(DEFAULT_HANDLERS if handlers is None else handlers)
+        self.retrier = retrier or ExponentialBackoff(max_attempts=config.max_attempts,
+                                                     base_delay_s=config.retry_base_delay_s)
+        self.clock, self.monotonic = clock, monotonic
+        self.input_topic = input_topic
+        self.on_commit = on_commit
+        self.policy = CheckpointPolicy(config.batch_size, config.checkpoint_interval_s)
+        self.checkpoints: dict[int, PartitionCheckpoint] = {}
+        self._cache: dict[int, CustomerState] = {}
+        self._dirty: set[int] = set()
+        self._swept_wm: dict[int, int] = {}
+        self._batch = _Batch()
+        self._last_commit = 0.0
+        self.commits = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def open(self) -> None:
+        self.source.open()
+        self.sink.open()
+        self.state.open()
+        self.checkpoints = load_checkpoints(self.sink, self.config.group, self.input_topic)
+        n = self.source.partitions(self.input_topic)
+        for p in range(n):
+            self.checkpoints.setdefault(p, PartitionCheckpoint())
+        self._swept_wm = {p: cp.watermark_ms for p, cp in self.checkpoints.items()}
+        self._cache.clear()
+        self._dirty.clear()
+        self._batch = _Batch()
+        self._last_commit = self.monotonic()
+
+    def close(self) -> None:
+        self.state.close()
+        self.sink.close()
+        if self.source is not self.sink:
+            self.source.close()
+
+    def __enter__(self) -> Processor:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, *, until_idle: bool = True, max_events: int | None = None,
+            should_stop: Callable[[], bool] = lambda: False, poll_interval_s: float = 0.05,
+            sleep: Callable[[float], None] = time.sleep,
+            on_progress: Callable[[Progress], None] | None = None, progress_every_s: float = 1.0) -> dict[str, int]:
+        """Process until idle (or forever / ``should_stop``); always ends with a checkpoint."""
+        started, done = self.monotonic(), 0
+        last_progress = started
+        while not should_stop():
+            limit = None if max_events is None else max_events - done
+            if limit is not None and limit <= 0:
+                break
+            got = self.poll(limit)
+            done += got
+            now = self.monotonic()
+            if on_progress and now - last_progress >= progress_every_s:
+                last_progress = now
+                on_progress(self.progress(done / max(now - started, 1e-9)))
+            if got == 0:
+                self.checkpoint()
+                if until_idle:
+                    break
+                sleep(poll_interval_s)
+        self.checkpoint()
+        return self.counts()
+
+    def poll(self, limit: int | None = None) -> int:
+        """One round over the partitions, checkpointing whenever due; returns events consumed."""
+        total = 0
+        size = self.config.batch_size
+        for p, cp in self.checkpoints.items():
+            want = size if limit is None else min(size, limit - total)
+            if want <= 0:
+                break
+            records = self.source.read(self.input_topic, p, cp.offset, want)
+            for rec in records:
+                self._process(rec, cp)
+            if records:
+                cp.offset = records[-1].offset + 1
+                total += len(records)
+                self._batch.events += len(records)
+                if self.policy.due(self._batch.events, self.monotonic() - self._last_commit):
+                    self.checkpoint()
+        if self.policy.due(self._batch.events, self.monotonic() - self._last_commit):
+            self.checkpoint()
+        return total
+
+    def process_one(self, record: LogRecord) -> None:
+        """Process a single record (for tests of one event at a time); call :meth:`checkpoint` after."""
+        cp = self.checkpoints[record.partition]
+        self._process(record, cp)
+        cp.offset = record.offset + 1
+        self._batch.events += 1
+
+    # -- one record ------------------------------------------------------------------------------
+    def _process(self, rec: LogRecord, cp: PartitionCheckpoint) -> None:
+        counts = cp.counts
+        counts["in"] += 1
+        try:
+            env = parse_event(rec.value)
+        except InvalidEvent as exc:
+            self._dead_letter(rec, cp, exc.message, "InvalidEvent", 1, False)
+            return
+        ts_ms = int(env.timestamp.timestamp() * 1000)
+        if ts_ms < cp.watermark_ms - self.rules.lateness_ms:
+            self._late(rec, cp, env.event_id, ts_ms)
+            return
+        if ts_ms > cp.watermark_ms:
+            cp.watermark_ms = ts_ms
+        key = env.customer_id
+        st = self._state(key, rec.partition)
+        evict(st, cp.watermark_ms, self.rules)
+        if env.event_id in st.seen:
+            counts["duplicates"] += 1
+            counts["processed"] += 1
+            return
+        handler = self.handlers.get(env.event_type)
+        if handler is None:
+            self._dead_letter(rec, cp, f"no handler for event_type {env.event_type!r}", "ConfigError", 1, False,
+                              env.event_id)
+            return
+        event = Event(env.event_id, env.event_type, key, ts_ms, env.payload)
+        failures: list[Exception] = []
+
+        def attempt() -> list[Alert]:
+            try:
+                return handler(event, st, self.rules)
+            except Exception as exc:
+                failures.append(exc)
+                raise
+
+        try:
+            alerts, _ = self.retrier.call(attempt)
+        except Exception as exc:
+            final = exc.__cause__ if isinstance(exc, RetriesExhausted) and exc.__cause__ else exc
+            self._errors(rec, env.event_id, failures, dead=True)
+            self._dead_letter(rec, cp, f"{type(final).__name__}: {final}", type(final).__name__,
+                              len(failures), isinstance(exc, RetriesExhausted), env.event_id)
+            return
+        if failures:
+            self._errors(rec, env.event_id, failures, dead=False)
+        st.seen[env.event_id] = ts_ms
+        if ts_ms > st.last_ms:
+            st.last_ms = ts_ms
+        self._dirty.add(key)
+        counts["processed"] += 1
+        if alerts:
+            counts["alerts"] += len(alerts)
+            self._batch.alerts.extend((a, rec) for a in alerts)
+
+    def _state(self, key: int, partition: int) -> CustomerState:
+        st = self._cache.get(key)
+        if st is None:
+            raw = self.state.get(key)
+            st = CustomerState.from_json(raw) if raw is not None else CustomerState(partition)
+            self._cache[key] = st
+        return st
+
+    def _dead_letter(self, rec: LogRecord, cp: PartitionCheckpoint, reason: str, error_type: str,
+                     attempts: int, retryable: bool, event_id: str | None = None) -> None:
+        cp.counts["dead_lettered"] += 1
+        letter = DeadLetter(
+            letter_id=f"{rec.topic}:{rec.partition}:{rec.offset}", source=rec.topic, reason=reason,
+            error_type=error_type, payload=rec.value, attempts=attempts,
+            failed_at=_iso(int(self.clock() * 1000)), retryable=retryable, key=rec.key,
+            event_id=event_id or _event_id_of(rec.value))
+        self._batch.dead.append(Record(rec.key, letter.to_json()))
+
+    def _late(self, rec: LogRecord, cp: PartitionCheckpoint, event_id: str, ts_ms: int) -> None:
+        cp.counts["late"] += 1
+        lateness = self.rules.allowed_lateness_s
+        value = {
+            "event_id": event_id, "source": f"{rec.topic}:{rec.partition}:{rec.offset}",
+            "reason": f"event time {_iso(ts_ms)} is more than {lateness}s behind the partition watermark "
+                      f"{_iso(cp.watermark_ms)}",
+            "event_timestamp": _iso(ts_ms), "watermark": _iso(cp.watermark_ms), "allowed_lateness_s": lateness,
+            "payload": rec.value,
+        }
+        self._batch.late.append(Record(rec.key, json.dumps(value, separators=(",", ":"))))
+
+    def _errors(self, rec: LogRecord, event_id: str, failures: list[Exception], *, dead: bool) -> None:
+        for i, exc in enumerate(failures, start=1):
+            outcome = "dead_lettered" if dead and i == len(failures) else "retried"
+            value = {"event_id": event_id, "source": f"{rec.topic}:{rec.partition}:{rec.offset}", "attempt": i,
+                     "error_type": type(exc).__name__, "message": str(exc),
+                     "retryable": bool(getattr(exc, "retryable", False)), "outcome": outcome,
+                     "at": _iso(int(self.clock() * 1000))}
+            self._batch.errors.append(Record(rec.key, json.dumps(value, separators=(",", ":"))))
+
+    # -- checkpoint ------------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Commit outputs, dirty state, expirations and input positions in one transaction."""
+        batch = self._batch
+        if batch.events == 0 and not self._dirty:
+            self._last_commit = self.monotonic()
+            return
+        rules = self.rules
+        items = []
+        for key in self._dirty:
+            st = self._cache[key]
+            items.append(StateItem(key, st.partition, st.to_json(), expires_ms(st, rules)))
+        sweep = [p for p, cp in self.checkpoints.items()
+                 if cp.watermark_ms - self._swept_wm.get(p, cp.watermark_ms) >= SWEEP_EVERY_MS]
+        with self.sink.transaction() as tx:
+            if batch.alerts:
+                tx.append(CUSTOMER_ALERTS, [Record(str(a.customer_id), a.model_dump_json())
+                                            for a, _ in batch.alerts])
+            if batch.dead:
+                tx.append(DEAD_LETTERS, batch.dead)
+            if batch.late:
+                tx.append(LATE_EVENTS, batch.late)
+            if batch.errors:
+                tx.append(PROCESSING_ERRORS, batch.errors)
+            self.state.put(items)
+            for p in sweep:
+                self.state.delete_expired(p, self.checkpoints[p].watermark_ms)
+            tx.commit_offsets(self.config.group, self.input_topic,
+                              {p: cp.to_committed() for p, cp in self.checkpoints.items()})
+        self._dirty.clear()
+        if sweep:
+            self._forget_expired(sweep)
+        self.commits += 1
+        self._last_commit = self.monotonic()
+        self._batch = _Batch()
+        if self.on_commit:
+            self.on_commit(CommittedBatch(batch.events, batch.alerts, self.clock()))
+
+    def _forget_expired(self, partitions: list[int]) -> None:
+        """Drop cached customers whose whole state expired (the store dropped them in the same commit)."""
+        wms = {p: self.checkpoints[p].watermark_ms for p in partitions}
+        gone = [k for k, st in self._cache.items()
+                if st.partition in wms and expires_ms(st, self.rules) < wms[st.partition]]
+        for k in gone:
+            del self._cache[k]
+        self._swept_wm.update(wms)
+
+    # -- figures ---------------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        return totals(self.checkpoints)
+
+    def lag(self) -> int:
+        ends = getattr(self.source, "end_offsets", None)
+        if ends is None:
+            return 0
+        end = ends(self.input_topic)
+        return sum(max(0, end[p][1] - cp.offset) for p, cp in self.checkpoints.items() if p in end)
+
+    def progress(self, events_per_s: float) -> Progress:
+        return Progress(self.counts(), events_per_s, self.lag(), self.commits)
+
+    def cached_state_items(self) -> int:
+        """Items held in memory: the bounded-state figure."""
+        return sum(st.size() for st in self._cache.values())

@@ -1,0 +1,270 @@
+"""The alert rules, in event time: pure functions of (event, customer state, thresholds).
+
+They never read the wall clock: a replay of last month's events gives last month's alerts.
+
+**customer_at_risk** — the at-risk *condition* holds at a ticket when, counting the customer's
+tickets in the 30 days up to and including it (timestamps in ``(t - 30d, t]``, ties ordered by
+event id), there are >= 3 tickets or >= 2 high-priority ones. An *episode* is a maximal run of
+consecutive tickets (in event-time order) at which the condition holds. Exactly one alert is raised
+per episode, on its first ticket. **Re-arm rule**: the episode ends at the first later ticket at which
+the condition no longer holds (e.g. after a quiet spell long enough for old tickets to leave the
+window); the next ticket at which it holds again opens a new episode and alerts again. So a customer
+who keeps opening tickets gets one alert, not one per ticket.
+
+Out-of-order tickets (within the allowed lateness) are inserted at their event-time place and the
+condition is recomputed for the tickets after them, so the alerts equal those of an in-order run;
+the one exception is that alerts are never retracted: if a late ticket merges two episodes that both
+already alerted, both alerts stand.
+
+**large_refund** — a refund whose amount is strictly above the threshold (setting
+``large_refund_threshold``), one alert per refund event.
+
+**vip_escalation** — a high-priority ticket from a customer whose orders in the 90 days up to the
+ticket (``(t - 90d, t]``) sum to >= the VIP threshold: route it to a senior agent now. An order
+that arrives late re-checks the high-priority tickets after it, so the result does not depend on
+arrival order either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from headwater.domain.records import Alert, OrderPlaced, RefundIssued, TicketCreated
+from headwater.stream.config import RuleConfig
+from headwater.stream.state import COND, EID, HIGH, RISK, TS, VIP, CustomerState
+
+AT_RISK = "customer_at_risk"
+LARGE_REFUND = "large_refund"
+VIP_ESCALATION = "vip_escalation"
+ALERT_TYPES = (AT_RISK, LARGE_REFUND, VIP_ESCALATION)
+
+ACTIONS = {
+    AT_RISK: "Call the customer within 24 hours: review their open tickets and offer a goodwill gesture.",
+    LARGE_REFUND: "Review the refund and contact the customer to understand what went wrong before they churn.",
+    VIP_ESCALATION: "Route the ticket to a senior agent now and call back within 1 hour: high-value customer.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A validated customer event as the rules see it (``ts_ms``: event time in epoch milliseconds)."""
+
+    event_id: str
+    event_type: str
+    customer_id: int
+    ts_ms: int
+    payload: OrderPlaced | TicketCreated | RefundIssued
+
+
+Handler = Callable[[Event, CustomerState, RuleConfig], list[Alert]]
+
+
+def alert_id(alert_type: str, customer_id: int, trigger_event_id: str) -> str:
+    """Deterministic id: the same trigger always yields the same alert, across crashes and replays."""
+    digest = hashlib.sha256(f"{alert_type}|{customer_id}|{trigger_event_id}".encode()).hexdigest()
+    return f"{alert_type[:4]}-{digest[:20]}"
+
+
+def _alert(alert_type: str, customer_id: int, trigger_id: str, ts_ms: int, reason: str) -> Alert:
+    return Alert(alert_id=alert_id(alert_type, customer_id, trigger_id), alert_type=alert_type,
+                 customer_id=customer_id, reason=reason,
+                 event_timestamp=datetime.fromtimestamp(ts_ms / 1000, UTC),
+                 recommended_action=ACTIONS[alert_type])
+
+
+def _window_counts(tickets: list[list], i: int, window_ms: int) -> tuple[int, int]:
+    """(tickets, high-priority tickets) among tickets[..i] within (ts_i - window, ts_i]."""
+    lo = tickets[i][TS] - window_ms
+    count = high = 0
+    j = i
+    while j >= 0 and tickets[j][TS] > lo:
+        count += 1
+        high += tickets[j][HIGH]
+        j -= 1
+    return count, high
+
+
+def _holds(tickets: list[list], i: int, cfg: RuleConfig) -> bool:
+    """Whether the at-risk condition holds at tickets[i]; stops as soon as it is decided (O(threshold))."""
+    lo = tickets[i][TS] - cfg.risk_window_ms
+    need, need_high = cfg.risk_ticket_count, cfg.risk_high_count
+    count = high = 0
+    j = i
+    while j >= 0 and tickets[j][TS] > lo:
+        count += 1
+        high += tickets[j][HIGH]
+        if count >= need or high >= need_high:
+            return True
+        j -= 1
+    return False
+
+
+def on_ticket(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[Alert]:
+    """Insert the ticket in event-time order, update the at-risk episodes, check VIP escalation."""
+    p = ev.payload
+    assert isinstance(p, TicketCreated)
+    high = p.priority == "high"
+    tickets = st.tickets
+    key = (ev.ts_ms, ev.event_id)
+    k = len(tickets)
+    if k and (tickets[-1][TS], tickets[-1][EID]) > key:
+        k = bisect_right([(t[TS], t[EID]) for t in tickets], key)
+    tickets.insert(k, [ev.ts_ms, ev.event_id, high, False, False, False])
+    window = cfg.risk_window_ms
+    last = k
+    for i in range(k, len(tickets)):
+        if tickets[i][TS] >= ev.ts_ms + window:
+            break
+        tickets[i][COND] = _holds(tickets, i, cfg)
+        last = i
+    alerts = _episode_alerts(ev.customer_id, st, k, last, cfg)
+    if high:
+        alert = _vip_check(ev.customer_id, st, tickets[k], cfg)
+        if alert:
+            alerts.append(alert)
+    return alerts
+
+
+def _episode_alerts(customer_id: int, st: CustomerState, first: int, last: int, cfg: RuleConfig) -> list[Alert]:
+    """Raise one alert for each episode overlapping tickets[first..last] that has none yet."""
+    tickets = st.tickets
+    alerts: list[Alert] = []
+    # In-order fast path, O(1) thanks to the invariant "after every event, every episode has
+    # alerted": a ticket that continues an episode needs nothing; one that starts an episode alerts.
+    if first == last == len(tickets) - 1 and (
+            not tickets[last][COND] or (last > 0 and tickets[last - 1][COND]) or (last == 0 and st.tail_cond)):
+        return alerts
+    i = first
+    while i <= last:
+        if not tickets[i][COND]:
+            i += 1
+            continue
+        start = i
+        while start > 0 and tickets[start - 1][COND]:
+            start -= 1
+        end = i
+        while end + 1 < len(tickets) and tickets[end + 1][COND]:
+            end += 1
+        alerted = any(t[RISK] for t in tickets[start:end + 1]) or (start == 0 and st.tail_cond)
+        if not alerted:
+            trigger = tickets[start]
+            trigger[RISK] = True
+            count, high = _window_counts(tickets, start, cfg.risk_window_ms)
+            reason = (f"{count} support tickets ({high} high priority) within {cfg.risk_window_days} days "
+                      f"(thresholds: {cfg.risk_ticket_count} tickets or {cfg.risk_high_count} high priority)")
+            alerts.append(_alert(AT_RISK, customer_id, trigger[EID], trigger[TS], reason))
+        i = end + 1
+    return alerts
+
+
+def _spend_cents(st: CustomerState, ts_ms: int, window_ms: int, enough: int) -> int:
+    """Order total in (ts - window, ts], summed newest first and stopped once it reaches ``enough``."""
+    orders = st.orders
+    lo = ts_ms - window_ms
+    i = len(orders) - 1
+    while i >= 0 and orders[i][0] > ts_ms:
+        i -= 1
+    total = 0
+    while i >= 0 and orders[i][0] > lo:
+        total += orders[i][1]
+        if total >= enough:
+            break
+        i -= 1
+    return total
+
+
+def _vip_check(customer_id: int, st: CustomerState, ticket: list, cfg: RuleConfig) -> Alert | None:
+    if ticket[VIP] or not ticket[HIGH]:
+        return None
+    threshold = int(cfg.vip_spend_threshold * 100)
+    if _spend_cents(st, ticket[TS], cfg.vip_window_ms, threshold) < threshold:
+        return None
+    ticket[VIP] = True
+    reason = (f"high-priority ticket from a customer whose orders in the last {cfg.vip_window_days} days "
+              f"reach the VIP threshold of {cfg.vip_spend_threshold}")
+    return _alert(VIP_ESCALATION, customer_id, ticket[EID], ticket[TS], reason)
+
+
+def on_order(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[Alert]:
+    """Remember the order for the VIP look-back; a late order re-checks high tickets after it."""
+    p = ev.payload
+    assert isinstance(p, OrderPlaced)
+    row = [ev.ts_ms, int(p.amount * 100)]
+    orders = st.orders
+    if orders and orders[-1][0] > ev.ts_ms:
+        orders.insert(bisect_right([o[0] for o in orders], ev.ts_ms), row)
+    else:
+        orders.append(row)
+    alerts: list[Alert] = []
+    tickets = st.tickets
+    i = len(tickets) - 1
+    while i >= 0 and tickets[i][TS] >= ev.ts_ms:
+        if tickets[i][TS] < ev.ts_ms + cfg.vip_window_ms:
+            alert = _vip_check(ev.customer_id, st, tickets[i], cfg)
+            if alert:
+                alerts.append(alert)
+        i -= 1
+    alerts.reverse()
+    return alerts
+
+
+def on_refund(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[Alert]:
+    """Alert on a refund strictly above the threshold; stateless."""
+    p = ev.payload
+    assert isinstance(p, RefundIssued)
+    if p.amount <= cfg.large_refund_threshold:
+        return []
+    reason = f"refund of {p.amount} on order {p.order_id} exceeds {cfg.large_refund_threshold}"
+    return [_alert(LARGE_REFUND, ev.customer_id, ev.event_id, ev.ts_ms, reason)]
+
+
+DEFAULT_HANDLERS: dict[str, Handler] = {
+    "ticket_created": on_ticket,
+    "order_placed": on_order,
+    "refund_issued": on_refund,
+}
+
+
+def evict(st: CustomerState, watermark_ms: int, cfg: RuleConfig) -> None:
+    """Forget what no accepted event (ts >= watermark - lateness) can ever look back to."""
+    floor = watermark_ms - cfg.lateness_ms
+    tickets = st.tickets
+    cut = floor - cfg.risk_window_ms
+    n = 0
+    while n < len(tickets) and tickets[n][TS] <= cut:
+        t = tickets[n]
+        if t[COND]:
+            st.tail_alerted = (st.tail_alerted and st.tail_cond) or bool(t[RISK])
+            st.tail_cond = True
+        else:
+            st.tail_cond = st.tail_alerted = False
+        n += 1
+    if n:
+        del tickets[:n]
+    orders = st.orders
+    cut = floor - cfg.vip_window_ms
+    n = 0
+    while n < len(orders) and orders[n][0] <= cut:
+        n += 1
+    if n:
+        del orders[:n]
+    seen = st.seen
+    while seen:  # insertion order is (nearly) event-time order: drop from the front
+        eid = next(iter(seen))
+        if seen[eid] >= floor:
+            break
+        del seen[eid]
+
+
+def expires_ms(st: CustomerState, cfg: RuleConfig) -> int:
+    """The watermark after which every item of ``st`` is evictable (the whole key can go); O(1)."""
+    last = st.last_ms
+    if st.tickets:
+        last = max(last, st.tickets[-1][TS] + cfg.risk_window_ms)
+    if st.orders:
+        last = max(last, st.orders[-1][0] + cfg.vip_window_ms)
+    return last + cfg.lateness_ms
