@@ -22,8 +22,10 @@ from headwater.domain.enums import ORDER_STATUSES
 from headwater.domain.records import CustomerEvent, MarketingEvent, SupportTicket
 from headwater.errors import ConfigError
 from headwater.synth import MANIFEST_FILE, WorldManifest, WorldSpec, estimate_orders, generate_world
-from headwater.synth.bad_records import allocate
+from headwater.synth.bad_records import BadRecordLog, allocate
 from headwater.synth.customers import generate_customers
+from headwater.synth.events import build_events, event_lines
+from headwater.synth.orders import generate_orders
 from headwater.synth.spec import DAY_S
 from headwater.synth.tickets import PRECHURN_DAYS, generate_tickets
 
@@ -446,3 +448,17 @@ def test_existing_and_joining_customers_and_all_segments_are_present(clean) -> N
     assert 0.3 < stats["signed_up_before_start"] / CLEAN.customers < 0.6
     assert 0.10 < stats["loyal"] / CLEAN.customers < 0.20
     assert 0.40 < stats["lapsing"] / CLEAN.customers < 0.60
+
+
+def test_event_log_bytes_do_not_depend_on_the_render_chunk_size() -> None:
+    spec = WorldSpec(customers=200, days=30, seed=4, bad_records=0.2)
+    customers = generate_customers(spec)
+    events = build_events(generate_orders(customers, spec), generate_tickets(customers, spec))
+
+    def render(chunk_rows: int) -> bytes:
+        chunks = event_lines(events, spec, BadRecordLog(), chunk_rows=chunk_rows)
+        return b"".join(chunk.to_pylist()[k] for chunk in chunks for k in range(len(chunk)))
+
+    whole = render(10**9)
+    assert len(whole.splitlines()) == len(events) > 100
+    assert render(7) == whole

@@ -10,6 +10,7 @@ independently of the corruption of the source tables.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from headwater.domain.enums import CUSTOMER_EVENT_TYPES, TICKET_CATEGORIES, TICK
 from headwater.synth import text
 from headwater.synth.bad_records import BadRecordLog, allocate, mask_of, replace_rows, truncate
 from headwater.synth.orders import STATUS_CANCELLED, STATUS_REFUNDED, Orders
-from headwater.synth.spec import WorldSpec, rng_for
+from headwater.synth.spec import MAX_LISTED_IDS, WorldSpec, rng_for
 from headwater.synth.tickets import Tickets
 
 CUSTOMER_EVENTS = "customer_events"
@@ -37,6 +38,7 @@ EVENT_BAD_KINDS = (
 MISSING_FIELDS = ("customer_id", "timestamp", "payload")  # rotated by missing_required_field
 UNKNOWN_EVENT_TYPE = "order_shipped"
 WRONG_CUSTOMER_ID = '"abc"'
+CHUNK_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,14 @@ def build_events(orders: Orders, tickets: Tickets) -> CustomerEvents:
     )
 
 
-def event_lines(events: CustomerEvents, spec: WorldSpec, log: BadRecordLog) -> pa.Array:
+def event_lines(
+    events: CustomerEvents, spec: WorldSpec, log: BadRecordLog, chunk_rows: int = CHUNK_ROWS
+) -> Iterator[pa.Array]:
+    """Choose and log the bad events now; render lines lazily, ``chunk_rows`` at a time.
+
+    Rendering in chunks keeps memory flat for a 10M-event log (a whole-file array of lines and its
+    intermediates would need several GiB).
+    """
     rng = rng_for(spec, "bad_records.customer_events")
     n = len(events)
     bad = allocate(
@@ -108,44 +117,52 @@ def event_lines(events: CustomerEvents, spec: WorldSpec, log: BadRecordLog) -> p
         EVENT_BAD_KINDS,
         eligible={"negative_refund_amount": events.event_type == REFUND},
     )
-    ids = text.padded_ids("E", np.arange(1, n + 1), 9)
-    negative = bad["negative_refund_amount"]
-    payload = replace_rows(
-        events.payload, negative, _money_payload(events.order_id[negative], -events.cents[negative])
-    )
-    types = pa.array([*CUSTOMER_EVENT_TYPES, UNKNOWN_EVENT_TYPE]).take(
-        pa.array(
-            np.where(mask_of(n, bad["unknown_event_type"]), len(CUSTOMER_EVENT_TYPES), events.event_type)
-        )
-    )
-    wrong = bad["wrong_type"]
-    customer_id = replace_rows(
-        text.ints(events.customer_id), wrong, pa.array([WRONG_CUSTOMER_ID] * len(wrong))
-    )
+    for kind, rows in bad.items():
+        log.record(CUSTOMER_EVENTS, kind, len(rows), text.padded_ids("E", rows[:MAX_LISTED_IDS] + 1, 9))
+    masks = {kind: mask_of(n, rows) for kind, rows in bad.items()}
     missing = bad["missing_required_field"]
     omit = {key: mask_of(n, missing[k :: len(MISSING_FIELDS)]) for k, key in enumerate(MISSING_FIELDS)}
+    return (_render(events, masks, omit, a, min(a + chunk_rows, n)) for a in range(0, n, chunk_rows))
+
+
+def _render(
+    events: CustomerEvents, masks: dict[str, np.ndarray], omit: dict[str, np.ndarray], a: int, b: int
+) -> pa.Array:
+    """Lines ``a..b`` (newline-terminated bytes) with the bad rows of that slice rewritten."""
+    local = {kind: np.flatnonzero(mask[a:b]) for kind, mask in masks.items()}
+    negative = local["negative_refund_amount"]
+    order_id, cents = events.order_id[a:b], events.cents[a:b]
+    payload = replace_rows(
+        events.payload.slice(a, b - a), negative, _money_payload(order_id[negative], -cents[negative])
+    )
+    type_code = np.where(masks["unknown_event_type"][a:b], len(CUSTOMER_EVENT_TYPES), events.event_type[a:b])
+    types = pa.array([*CUSTOMER_EVENT_TYPES, UNKNOWN_EVENT_TYPE]).take(pa.array(type_code))
+    wrong = local["wrong_type"]
+    customer_id = replace_rows(
+        text.ints(events.customer_id[a:b]), wrong, pa.array([WRONG_CUSTOMER_ID] * len(wrong))
+    )
     lines = text.json_objects(
         [
-            ("event_id", text.Quoted(ids)),
+            ("event_id", text.Quoted(text.padded_ids("E", np.arange(a + 1, b + 1), 9))),
             ("event_type", text.Quoted(types)),
             ("customer_id", customer_id),
-            ("timestamp", text.Quoted(text.iso(events.ts_s))),
+            ("timestamp", text.Quoted(text.iso(events.ts_s[a:b]))),
             ("payload", payload),
         ],
-        omit=omit,
+        omit={key: mask[a:b] for key, mask in omit.items()},
     )
-    lines = truncate(lines, bad["malformed_json"], keep_chars=50)
-    for kind, rows in bad.items():
-        log.record(CUSTOMER_EVENTS, kind, len(rows), ids.take(pa.array(rows)))
-    return text.as_lines(lines)
+    return text.as_lines(truncate(lines, local["malformed_json"], keep_chars=50))
 
 
-def write_events(path: Path, lines: pa.Array) -> int:
-    """Replace the events file (written aside, then renamed)."""
+def write_events(path: Path, chunks: Iterable[pa.Array]) -> int:
+    """Replace the events file (written aside, then renamed); returns the number of lines."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
+    written = 0
     with open(tmp, "wb") as fh:
-        fh.write(text.contiguous_bytes(lines, 0, len(lines)))
+        for lines in chunks:
+            fh.write(text.contiguous_bytes(lines, 0, len(lines)))
+            written += len(lines)
     tmp.replace(path)
-    return len(lines)
+    return written
