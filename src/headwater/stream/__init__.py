@@ -7,6 +7,7 @@ in a topic), ``replay`` (Kappa-style rebuild), ``demo`` (the ``headwater demo`` 
 """
 
 from headwater.stream.config import RuleConfig, StreamConfig, log_path, stream_config
+from headwater.stream.jobs import demo_run, replay
 from headwater.stream.log import EventLog, LogRecord, Record
 from headwater.stream.processor import Processor
 from headwater.stream.sqlite_log import SqliteLog
@@ -22,6 +23,8 @@ __all__ = [
     "SqliteStateStore",
     "StateStore",
     "StreamConfig",
+    "demo_run",
     "log_path",
+    "replay",
     "stream_config",
 ]

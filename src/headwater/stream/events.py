@@ -59,8 +59,8 @@ def describe(exc: ValidationError) -> str:
         return "missing field 'event_type'"
     if kind == "union_tag_invalid":
         return f"unknown event_type {err.get('ctx', {}).get('tag')!r}"
-    if kind == "model_attributes_type" and not loc:
-        return f"not a JSON object: {str(err.get('input'))[:40]!r}"
+    if not loc and kind in ("model_attributes_type", "model_type", "dict_type"):
+        return f"not a JSON object: {str(err.get('input'))[:40]}"
     prefix = ""
     if loc and loc[0] in ("order_placed", "ticket_created", "refund_issued"):
         tag = loc.pop(0)

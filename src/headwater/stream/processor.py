@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from headwater.domain.records import Alert
 from headwater.resilience.dlq import DeadLetter
@@ -44,7 +45,8 @@ from headwater.stream.log import (
     Record,
 )
 from headwater.stream.rules import DEFAULT_HANDLERS, Event, Handler, evict, expires_ms
-from headwater.stream.state import CustomerState, StateItem, StateStore
+from headwater.stream.sqlite_log import SqliteLog
+from headwater.stream.state import CustomerState, SqliteStateStore, StateItem, StateStore
 
 SWEEP_EVERY_MS = 86_400_000  # expire whole customers once per day of event time per partition
 
@@ -99,7 +101,7 @@ class Processor:
     def __init__(self, source: EventLog, sink: EventLog, state: StateStore, config: StreamConfig,
                  *, handlers: Mapping[str, Handler] | None = None, retrier: Retrier | None = None,
                  clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic,
-                 input_topic: str = CUSTOMER_EVENTS,
+                 input_topic: str = CUSTOMER_EVENTS, until: Mapping[int, int] | None = None,
                  on_commit: Callable[[CommittedBatch], None] | None = None) -> None:
         self.source, self.sink, self.state, self.config = source, sink, state, config
         self.rules = config.rules
@@ -109,6 +111,7 @@ class Processor:
         self.clock, self.monotonic = clock, monotonic
         self.input_topic = input_topic
         self.on_commit = on_commit
+        self.until = dict(until) if until is not None else None  # stop offsets per partition (replay)
         self.policy = CheckpointPolicy(config.batch_size, config.checkpoint_interval_s)
         self.checkpoints: dict[int, PartitionCheckpoint] = {}
         self._cache: dict[int, CustomerState] = {}
@@ -180,6 +183,10 @@ class Processor:
             want = size if limit is None else min(size, limit - total)
             if want <= 0:
                 break
+            if self.until is not None:
+                want = min(want, self.until.get(p, 0) - cp.offset)
+                if want <= 0:
+                    continue
             records = self.source.read(self.input_topic, p, cp.offset, want)
             for rec in records:
                 self._process(rec, cp)
@@ -359,3 +366,8 @@ class Processor:
     def cached_state_items(self) -> int:
         """Items held in memory: the bounded-state figure."""
         return sum(st.size() for st in self._cache.values())
+
+
+def sqlite_processor(log: SqliteLog, config: StreamConfig, **kwargs: Any) -> Processor:
+    """The embedded wiring: one SQLite file holds input, outputs, offsets and state."""
+    return Processor(log, log, SqliteStateStore(log, config.group), config, **kwargs)

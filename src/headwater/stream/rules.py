@@ -12,9 +12,11 @@ window); the next ticket at which it holds again opens a new episode and alerts 
 who keeps opening tickets gets one alert, not one per ticket.
 
 Out-of-order tickets (within the allowed lateness) are inserted at their event-time place and the
-condition is recomputed for the tickets after them, so the alerts equal those of an in-order run;
-the one exception is that alerts are never retracted: if a late ticket merges two episodes that both
-already alerted, both alerts stand.
+condition is recomputed for the tickets after them, so the alerts equal those of an in-order run
+as long as the late ticket arrives before its episode alerted. Alerts are raised on the information
+at hand (milliseconds, not after the lateness bound) and never retracted or moved: if the episode
+already alerted, the existing alert stands (no second one); if a late ticket merges two episodes
+that both alerted, both alerts stand.
 
 **large_refund** — a refund whose amount is strictly above the threshold (setting
 ``large_refund_threshold``), one alert per refund event.
