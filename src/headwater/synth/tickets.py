@@ -27,7 +27,7 @@ CATEGORY_P = np.array([[0.24, 0.30, 0.22, 0.12, 0.12], [0.34, 0.16, 0.16, 0.10, 
 PRIORITY_P = np.array([[0.47, 0.42, 0.11], [0.30, 0.45, 0.25]])
 RESOLVE_MEDIAN_HOURS = np.array([30.0, 16.0, 5.0])  # by priority low, medium, high
 RESOLVE_SIGMA = 1.0
-NEVER_RESOLVED_SHARE = 0.07
+NEVER_RESOLVED_SHARE = 0.09
 
 assert CATEGORY_P.shape[1] == len(TICKET_CATEGORIES) and PRIORITY_P.shape[1] == len(TICKET_PRIORITIES)
 
