@@ -1,0 +1,1 @@
+"""Serving: the push-ingestion endpoint (``ingest``); the dashboard API comes later."""
