@@ -138,6 +138,11 @@ def demo(
 
 
 # --- sub-apps of other subsystems are mounted below -----------------------------------------
+from headwater.stream.cli import dlq_app, events_app, stream_app  # noqa: E402
+
+app.add_typer(events_app, name="events")
+app.add_typer(stream_app, name="stream")
+app.add_typer(dlq_app, name="dlq")
 from headwater.orchestration.cli import register as _register_orchestration  # noqa: E402
 
 _register_orchestration(app)  # scheduler, backfill, runs, run-show, pipelines
