@@ -414,7 +414,18 @@ def _valid_event(line: bytes) -> bool:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(synth.__all__) == sorted(
-        ["MANIFEST_FILE", "BadRecordKind", "WorldManifest", "WorldSpec", "estimate_orders", "generate_world"]
+        [
+            "EVENT_BAD_KINDS",
+            "MARKETING_BAD_KINDS",
+            "MANIFEST_FILE",
+            "ORDER_BAD_KINDS",
+            "TICKET_BAD_KINDS",
+            "BadRecordKind",
+            "WorldManifest",
+            "WorldSpec",
+            "estimate_orders",
+            "generate_world",
+        ]
     )
 
 
