@@ -67,7 +67,8 @@ class DuckDBEngine:
     def _bind(self, name: str, data: Input) -> None:
         if isinstance(data, ParquetInput):
             if data.files:
-                rel = self.con.read_parquet(list(data.files))
+                # union_by_name: a raw partition may carry columns added by the source (schema evolution)
+                rel = self.con.read_parquet(list(data.files), union_by_name=True)
             else:
                 rel = self.con.from_arrow(data.schema.empty_table())
         else:

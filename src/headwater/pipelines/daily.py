@@ -12,6 +12,8 @@ into exactly one customer's aggregate.
 from __future__ import annotations
 
 import logging
+import time as time_mod
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -25,6 +27,7 @@ from headwater.domain.schemas import RAW_SCHEMAS
 from headwater.errors import SourceNotReady
 from headwater.orchestration.run_store import RunStore, StepCounts
 from headwater.quality.gate import DATASET_RULES, apply_gate, rejected_lines_table
+from headwater.quality.ingest import evolve_drop, evolve_orders, known_customers, record_ingest
 from headwater.sources.database import extract_orders as read_source_orders
 from headwater.sources.landing import drop_files, parse_jsonl
 from headwater.storage.lake import PART_FILE, Lake
@@ -66,18 +69,23 @@ def _write_quarantine(lake: Lake, dataset: str, day: date, run_id: str, table: p
 
 # --- ingest ------------------------------------------------------------------------------------
 def extract_orders(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
-    """Source orders of the interval -> raw zone; cancelled ones filtered, bad ones quarantined."""
+    """Source orders of the interval -> raw zone; cancelled ones filtered, bad ones quarantined.
+
+    The source schema is checked against the orders contract first (schema evolution)."""
+    started = time_mod.perf_counter()
     start, end = data_interval(day)
-    raw = read_source_orders(settings.source_db, start, end)
+    source = evolve_orders(settings.source_db, store, run_id)
+    raw = read_source_orders(settings.source_db, start, end, source.present, source.carried)
     cancelled = pc.fill_null(pc.equal(raw["status"], CANCELLED), False)
     kept = raw.filter(pc.invert(cancelled))
-    gate = apply_gate("orders", kept, start, end)
+    gate = apply_gate("orders", kept, start, end, contract=source.contract, extra_columns=source.carried)
     lake = Lake(settings.lake_dir)
     lake.write_partition(RAW, "orders", day, gate.passed)
     _write_quarantine(lake, "orders", day, run_id, gate.quarantined)
     if gate.passed.num_rows:
         newest = pc.max(gate.passed["order_ts"]).as_py()
         store.advance_watermark("source.orders.order_ts", newest.strftime("%Y-%m-%d %H:%M:%S"))
+    record_ingest(store, run_id, day, "orders", kept, gate, seconds=time_mod.perf_counter() - started)
     return StepCounts(
         "extract_orders",
         rows_in=raw.num_rows,
@@ -87,16 +95,21 @@ def extract_orders(settings: Settings, day: date, run_id: str, store: RunStore) 
     )
 
 
-def _ingest_drop(dataset: str, settings: Settings, day: date, run_id: str) -> StepCounts:
+def _ingest_drop(dataset: str, settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
+    started = time_mod.perf_counter()
     start, end = data_interval(day)
     parsed = parse_jsonl(drop_files(settings.landing_dir, dataset, day), tuple(DATASET_RULES[dataset].typed))
-    if parsed.extra_columns:
-        log.warning("%s drop for %s has columns outside the contract: %s", dataset, day, parsed.extra_columns)
-    gate = apply_gate(dataset, parsed.table, start, end)
+    plan = evolve_drop(dataset, parsed, store, run_id)
+    gate = apply_gate(
+        dataset, parsed.table, start, end, contract=plan.contract, extra_columns=plan.carried,
+        known_customers=known_customers(settings.source_db),
+    )
     quarantined = pa.concat_tables([rejected_lines_table(parsed.rejected), gate.quarantined])
     lake = Lake(settings.lake_dir)
     lake.write_partition(RAW, dataset, day, gate.passed)
     _write_quarantine(lake, dataset, day, run_id, quarantined)
+    rejected = Counter(r.reason for r in parsed.rejected)
+    record_ingest(store, run_id, day, dataset, parsed.table, gate, rejected, time_mod.perf_counter() - started)
     return StepCounts(
         f"ingest_{dataset}", rows_in=parsed.lines, rows_out=gate.passed.num_rows, rejected=quarantined.num_rows
     )
@@ -104,12 +117,12 @@ def _ingest_drop(dataset: str, settings: Settings, day: date, run_id: str) -> St
 
 def ingest_support_tickets(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
     """The day's support-ticket drop -> raw zone (waits for its ``_SUCCESS`` flag)."""
-    return _ingest_drop("support_tickets", settings, day, run_id)
+    return _ingest_drop("support_tickets", settings, day, run_id, store)
 
 
 def ingest_marketing_events(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
     """The day's marketing-event drop -> raw zone (waits for its ``_SUCCESS`` flag)."""
-    return _ingest_drop("marketing_events", settings, day, run_id)
+    return _ingest_drop("marketing_events", settings, day, run_id, store)
 
 
 # --- transform ---------------------------------------------------------------------------------

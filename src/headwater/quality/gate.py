@@ -1,9 +1,15 @@
 """The row gate: type raw rows, evaluate row rules as SQL predicates, split passed from quarantined.
 
-Each dataset declares how to type its raw text columns and which rules a row must pass. All rules
-run in one DuckDB statement (columnar, so it scales and can move to Spark); a row that fails any
-rule goes to quarantine carrying its original record and the name of *every* rule it failed.
+The rules are *derived from the dataset's contract* (:mod:`headwater.quality.contracts`): not-null
+for every non-nullable column, a type check for every typed column, enum and range checks, the
+primary key's uniqueness (the first occurrence passes, later copies are quarantined), and the
+contract's contextual rules (referential, interval, column order). All of them run in one DuckDB
+statement (columnar, so it scales and can move to Spark); a row that fails any rule goes to
+quarantine carrying its original record and the name of *every* rule it failed.
 ``rows_in == passed + quarantined`` always holds.
+
+Columns added by the source (schema evolution) are carried through as text; columns whose removal
+was approved are all-null.
 """
 
 from __future__ import annotations
@@ -14,11 +20,11 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from headwater.batch.engine import local_duckdb
-from headwater.domain import enums
-from headwater.domain.schemas import RAW_SCHEMAS
 from headwater.errors import StorageError
+from headwater.quality.contracts import CONTRACTS, IDENTIFIER, Contract, Rule, column_rules, sql_type
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -29,95 +35,70 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
+_ARROW_TYPES = {
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
 
-@dataclass(frozen=True)
-class Rule:
-    """``violated`` is a SQL boolean over the typed columns (and raw ones as ``raw_<name>``)."""
 
-    name: str
-    violated: str
+def arrow_type(type_: str) -> pa.DataType:
+    from headwater.quality.contracts import decimal_parts
+
+    dec = decimal_parts(type_)
+    return pa.decimal128(*dec) if dec else _ARROW_TYPES[type_]
+
+
+def arrow_schema(c: Contract, extra: tuple[str, ...] = ()) -> pa.Schema:
+    """The typed (raw-zone) schema of a contract, plus carried added columns as text."""
+    fields = [pa.field(col.name, arrow_type(col.type), nullable=col.nullable) for col in c.columns]
+    fields += [pa.field(name, pa.string()) for name in extra]
+    return pa.schema(fields)
 
 
 @dataclass(frozen=True)
 class DatasetRules:
+    """The gate's view of a contract (kept for callers that only need the typed columns)."""
+
     dataset: str
     typed: dict[str, str]  # column -> SQL expression over raw text columns
     required: tuple[str, ...]
-    key: str
+    key: tuple[str, ...]
     rules: tuple[Rule, ...]
+    params: dict[str, object]
 
 
-def _ts_iso(col: str) -> str:
-    return f"TRY_CAST({col} AS TIMESTAMPTZ)"
+def typing_expr(col_name: str, type_: str, parse: str | None) -> str:
+    if parse:
+        return parse
+    if type_ == "string":
+        return col_name
+    return f"TRY_CAST({col_name} AS {sql_type(type_)})"
 
 
-DATASET_RULES: dict[str, DatasetRules] = {
-    "orders": DatasetRules(
-        dataset="orders",
-        typed={
-            "order_id": "TRY_CAST(order_id AS BIGINT)",
-            "customer_id": "TRY_CAST(customer_id AS BIGINT)",
-            "order_ts": "CAST(TRY_STRPTIME(order_ts, '%Y-%m-%d %H:%M:%S') AS TIMESTAMPTZ)",
-            "total_amount": "TRY_CAST(total_amount AS DECIMAL(12, 2))",
-            "status": "status",
-        },
-        required=("order_id", "customer_id", "order_ts", "total_amount", "status"),
-        key="order_id",
-        rules=(
-            Rule("range:total_amount", "total_amount < 0"),
-            Rule("enum:status", "NOT list_contains($order_statuses, status)"),
-            Rule("reference:customer_id", "customer_id IS NOT NULL AND NOT _customer_known"),
-            Rule("range:order_ts", "order_ts < $interval_start OR order_ts >= $interval_end"),
-        ),
-    ),
-    "support_tickets": DatasetRules(
-        dataset="support_tickets",
-        typed={
-            "ticket_id": "ticket_id",
-            "customer_id": "TRY_CAST(customer_id AS BIGINT)",
-            "created_at": _ts_iso("created_at"),
-            "category": "category",
-            "priority": "priority",
-            "resolved_at": _ts_iso("resolved_at"),
-        },
-        required=("ticket_id", "customer_id", "created_at", "category", "priority"),
-        key="ticket_id",
-        rules=(
-            Rule("enum:priority", "NOT list_contains($ticket_priorities, priority)"),
-            Rule("enum:category", "NOT list_contains($ticket_categories, category)"),
-            Rule("order:resolved_at", "resolved_at < created_at"),
-            Rule("range:created_at", "created_at >= $interval_end"),
-        ),
-    ),
-    "marketing_events": DatasetRules(
-        dataset="marketing_events",
-        typed={
-            "event_id": "event_id",
-            "customer_id": "TRY_CAST(customer_id AS BIGINT)",
-            "event_type": "event_type",
-            "event_ts": _ts_iso("event_ts"),
-            "campaign_id": "campaign_id",
-        },
-        required=("event_id", "customer_id", "event_type", "event_ts", "campaign_id"),
-        key="event_id",
-        rules=(
-            Rule("enum:event_type", "NOT list_contains($marketing_event_types, event_type)"),
-            Rule("range:event_ts", "event_ts >= $interval_end"),
-        ),
-    ),
-}
+def rules_for(c: Contract) -> DatasetRules:
+    derived, params = column_rules(c)
+    return DatasetRules(
+        dataset=c.dataset,
+        typed={col.name: typing_expr(col.name, col.type, col.parse) for col in c.columns},
+        required=tuple(col.name for col in c.columns if not col.nullable),
+        key=c.key,
+        rules=(*derived, *c.rules),
+        params=params,
+    )
 
-_PARAMS = {
-    "order_statuses": list(enums.ORDER_STATUSES),
-    "ticket_priorities": list(enums.TICKET_PRIORITIES),
-    "ticket_categories": list(enums.TICKET_CATEGORIES),
-    "marketing_event_types": list(enums.MARKETING_EVENT_TYPES),
-}
+
+DATASET_RULES: dict[str, DatasetRules] = {name: rules_for(c) for name, c in CONTRACTS.items() if c.kind == "raw"}
 
 
 @dataclass
 class GateResult:
-    passed: pa.Table  # typed to RAW_SCHEMAS[dataset]
+    passed: pa.Table  # typed to the contract's schema (+ carried columns)
     quarantined: pa.Table  # QUARANTINE_SCHEMA
     by_rule: dict[str, int]
 
@@ -126,33 +107,46 @@ class GateResult:
         return self.passed.num_rows + self.quarantined.num_rows
 
 
-_META_COLUMNS = ("_row", "_source", "_line", "_customer_known")
+def quote(identifier: str) -> str:
+    """Quote an identifier checked against :data:`IDENTIFIER` (carried column names come from a source)."""
+    if not IDENTIFIER.match(identifier):
+        raise StorageError(f"refusing identifier {identifier!r}")
+    return '"' + identifier + '"'
 
 
-def _gate_sql(rules: DatasetRules, raw_columns: list[str]) -> str:
-    """Build the gate statement from the rule *definitions* (code constants); values are parameters."""
-    raw_cols = list(rules.typed)  # identifiers come from the rule definitions, never from the input
-    meta_cols = ", ".join(c for c in _META_COLUMNS if c in raw_columns)
+def _gate_sql(rules: DatasetRules, extra: tuple[str, ...], with_known: bool, has_known_col: bool) -> str:
+    """Build the gate statement from the contract (code constants + checked carried names); values are
+    parameters."""
+    cols = list(rules.typed)
     typed = ",\n  ".join(f"{expr} AS {col}" for col, expr in rules.typed.items())
-    raws = ",\n  ".join(f"{c} AS raw_{c}" for c in raw_cols)
+    raws = ",\n  ".join(f"{c} AS raw_{c}" for c in cols)
+    carried = "".join(f",\n  {quote(c)}" for c in extra)
+    if with_known:
+        known = "(TRY_CAST(customer_id AS BIGINT) IN (SELECT customer_id FROM known)) AS _customer_known"
+    elif has_known_col:
+        known = "_customer_known"
+    else:
+        known = "true AS _customer_known"
     checks = [f"CASE WHEN raw_{c} IS NULL THEN 'not_null:{c}' END" for c in rules.required]
     checks += [
-        f"CASE WHEN raw_{c} IS NOT NULL AND {c} IS NULL THEN 'type:{c}' END" for c in rules.typed if rules.typed[c] != c
+        f"CASE WHEN raw_{c} IS NOT NULL AND {c} IS NULL THEN 'type:{c}' END" for c in cols if rules.typed[c] != c
     ]
     checks += [f"CASE WHEN coalesce({r.violated}, false) THEN '{r.name}' END" for r in rules.rules]
+    key_present = " AND ".join(f"{k} IS NOT NULL" for k in rules.key)
     checks.append(
-        f"CASE WHEN {rules.key} IS NOT NULL AND row_number() OVER (PARTITION BY {rules.key} ORDER BY _row) > 1 "
-        f"THEN 'unique:{rules.key}' END"
+        f"CASE WHEN {key_present} AND row_number() OVER (PARTITION BY {', '.join(rules.key)} ORDER BY _row) > 1 "
+        f"THEN 'unique:{'+'.join(rules.key)}' END"
     )
-    record = ", ".join(f"{c} := raw_{c}" for c in raw_cols)
-    out_cols = ", ".join(rules.typed)
-    # Identifiers come from DATASET_RULES; every value is a bound parameter.
+    record = ", ".join([f"{c} := raw_{c}" for c in cols] + [f"{quote(c)} := {quote(c)}" for c in extra])
+    out_cols = ", ".join(cols + [quote(c) for c in extra])
+    # Identifiers come from the contract (and checked carried names); every value is a bound parameter.
     return f"""
 WITH t AS (
   SELECT
   {typed},
-  {raws},
-  {meta_cols}
+  {raws}{carried},
+  {known},
+  _source, _line, _row
   FROM raw
 ),
 checked AS (
@@ -165,34 +159,54 @@ ORDER BY _row
 """  # noqa: S608
 
 
-def apply_gate(dataset: str, raw: pa.Table, interval_start: datetime, interval_end: datetime) -> GateResult:
-    """Type and check ``raw`` (text columns as read from the source) for one data interval."""
-    rules = DATASET_RULES[dataset]
+def apply_gate(
+    dataset: str,
+    raw: pa.Table,
+    interval_start: datetime,
+    interval_end: datetime,
+    *,
+    contract: Contract | None = None,
+    extra_columns: tuple[str, ...] = (),
+    known_customers: pa.Array | None = None,
+) -> GateResult:
+    """Type and check ``raw`` (text columns as read from the source) for one data interval.
+
+    ``contract`` defaults to the dataset's (pass the evolved one: approved removals are absent);
+    ``extra_columns`` are added source columns carried through as text; ``known_customers`` (ids)
+    drives the referential rule when the input has no ``_customer_known`` column."""
+    c = contract or CONTRACTS[dataset]
+    rules = rules_for(c)
     n = raw.num_rows
     if "_source" not in raw.column_names:
         raw = raw.append_column("_source", pa.array([dataset] * n, pa.string()))
     if "_line" not in raw.column_names:
         raw = raw.append_column("_line", pa.nulls(n, pa.int64()))
     raw = raw.append_column("_row", pa.array(range(n), pa.int64()))
-    for col in rules.typed:  # a column missing from the input is all-null, caught as not_null
+    for col in (*rules.typed, *extra_columns):  # a column missing from the input is all-null
         if col not in raw.column_names:
             raw = raw.append_column(col, pa.nulls(n, pa.string()))
-    sql = _gate_sql(rules, raw.column_names)
-    params = {**_PARAMS, "interval_start": interval_start, "interval_end": interval_end}
+    with_known = known_customers is not None and "_customer_known" not in raw.column_names
+    sql = _gate_sql(rules, tuple(extra_columns), with_known, "_customer_known" in raw.column_names)
+    params = {**rules.params, "interval_start": interval_start, "interval_end": interval_end}
     used = {k: v for k, v in params.items() if f"${k}" in sql}
     con = local_duckdb()
     try:
         con.register("raw", raw)
+        if with_known:
+            con.register("known", pa.table({"customer_id": pa.array(known_customers, pa.int64())}))
         out = con.sql(sql, params=used).to_arrow_table()
     except duckdb.Error as exc:
         raise StorageError(f"quality gate failed on {dataset}: {exc}", dataset=dataset) from exc
     finally:
         con.unregister("raw")
-    bad_mask = pa.compute.greater(pa.compute.list_value_length(out["failed_rules"]), 0)
-    schema = RAW_SCHEMAS[dataset]
-    passed = out.filter(pa.compute.invert(bad_mask)).select(schema.names).cast(schema)
+        if with_known:
+            con.unregister("known")
+    bad_mask = pc.greater(pc.list_value_length(out["failed_rules"]), 0)
+    schema = arrow_schema(c, tuple(extra_columns))
+    passed = out.filter(pc.invert(bad_mask)).select(schema.names).cast(schema)
     quarantined = out.filter(bad_mask).select(QUARANTINE_SCHEMA.names).cast(QUARANTINE_SCHEMA)
-    by_rule = Counter(r for rules_ in quarantined["failed_rules"].to_pylist() for r in rules_)
+    flat = pc.list_flatten(quarantined["failed_rules"])
+    by_rule = Counter({vc["values"]: vc["counts"] for vc in pc.value_counts(flat).to_pylist()})
     return GateResult(passed, quarantined, dict(sorted(by_rule.items())))
 
 

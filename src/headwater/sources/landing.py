@@ -29,11 +29,15 @@ class RejectedLine:
 
 @dataclass
 class ParsedDrop:
-    """Parsed objects as string columns (``_source``/``_line`` locate each), rejected lines, unknown keys."""
+    """Parsed objects as string columns (``_source``/``_line`` locate each), rejected lines, unknown keys.
+
+    Keys outside the contract are kept as extra text columns of ``table`` (schema evolution decides
+    whether they are carried); ``key_types`` lists the JSON value types seen per key."""
 
     table: pa.Table
     rejected: list[RejectedLine]
     extra_columns: list[str] = field(default_factory=list)
+    key_types: dict[str, set[type]] = field(default_factory=dict)
 
     @property
     def lines(self) -> int:
@@ -67,12 +71,13 @@ def _as_text(value: object) -> str | None:
 
 
 def parse_jsonl(files: list[Path], columns: tuple[str, ...]) -> ParsedDrop:
-    """Parse JSON lines into string columns named by the contract; other keys are reported, not stored."""
+    """Parse JSON lines into string columns: the contract's, then any other key found (as extra columns)."""
     values: dict[str, list[str | None]] = {c: [] for c in columns}
     sources: list[str] = []
     line_numbers: list[int] = []
     rejected: list[RejectedLine] = []
-    extra: set[str] = set()
+    extra: dict[str, list[str | None]] = {}
+    seen: set[tuple[str, type]] = set()
     for path in files:
         try:
             data = path.read_bytes()
@@ -96,11 +101,20 @@ def parse_jsonl(files: list[Path], columns: tuple[str, ...]) -> ParsedDrop:
                 continue
             for column, col_values in values.items():
                 col_values.append(_as_text(obj.get(column)))
+            seen.update(zip(obj, map(type, obj.values()), strict=True))
             if len(obj) > len(columns) or any(k not in values for k in obj):
-                extra.update(k for k in obj if k not in values)
+                for k in obj:
+                    if k not in values and k not in extra:
+                        extra[k] = [None] * len(sources)
+            for k, col_values in extra.items():
+                col_values.append(_as_text(obj.get(k)))
             sources.append(str(path))
             line_numbers.append(number)
     arrays = {k: pa.array(v, pa.string()) for k, v in values.items()}
+    arrays.update({k: pa.array(v, pa.string()) for k, v in sorted(extra.items()) if not k.startswith("_")})
     arrays["_source"] = pa.array(sources, pa.string())
     arrays["_line"] = pa.array(line_numbers, pa.int64())
-    return ParsedDrop(pa.table(arrays), rejected, sorted(extra))
+    key_types: dict[str, set[type]] = {}
+    for k, t in seen:
+        key_types.setdefault(k, set()).add(t)
+    return ParsedDrop(pa.table(arrays), rejected, sorted(extra), key_types)
