@@ -26,16 +26,23 @@ def daily(pid: str = "p") -> Pipeline:
 
 
 def sched(settings: Settings, *pipes: Pipeline, workers: int = 2) -> Scheduler:
-    return Scheduler(settings, pipes, clock=ManualClock(T0 + timedelta(days=1, minutes=5)), max_workers=workers,
-                     channels=[])
+    return Scheduler(
+        settings, pipes, clock=ManualClock(T0 + timedelta(days=1, minutes=5)), max_workers=workers, channels=[]
+    )
 
 
 def test_sensor_succeeds_once_ready_and_releases_its_worker(settings: Settings) -> None:
     ran: list[str] = []
     ready_at = T0 + timedelta(days=1, minutes=35)
     p = daily()
-    wait = p.add(Sensor("wait", lambda ctx: (clock.now() >= ready_at, "upstream file"),
-                        poke_interval=timedelta(minutes=10), timeout=timedelta(hours=2)))
+    wait = p.add(
+        Sensor(
+            "wait",
+            lambda ctx: (clock.now() >= ready_at, "upstream file"),
+            poke_interval=timedelta(minutes=10),
+            timeout=timedelta(hours=2),
+        )
+    )
     wait >> p.task(lambda ctx: ran.append("after"), task_id="after")
     p.task(lambda ctx: ran.append("independent"), task_id="independent")
     s = sched(settings, p, workers=1)  # one worker: the independent task runs while the sensor waits
@@ -50,8 +57,14 @@ def test_sensor_succeeds_once_ready_and_releases_its_worker(settings: Settings) 
 
 def test_sensor_timeout_fails_the_run_with_the_reason(settings: Settings) -> None:
     p = daily()
-    p.add(LandingFlagSensor("wait_for_tickets", dataset="support_tickets", poke_interval=timedelta(minutes=15),
-                            timeout=timedelta(hours=1))) >> p.task(lambda ctx: None, task_id="ingest")
+    p.add(
+        LandingFlagSensor(
+            "wait_for_tickets",
+            dataset="support_tickets",
+            poke_interval=timedelta(minutes=15),
+            timeout=timedelta(hours=1),
+        )
+    ) >> p.task(lambda ctx: None, task_id="ingest")
     s = sched(settings, p)
     assert s.run(once=True).finished == {RID: "failed"}
     run = s.state.get_run(RID)
@@ -82,10 +95,16 @@ def test_sql_sensor_waits_for_data_up_to_the_interval_end(settings: Settings) ->
 
     def pipeline() -> Pipeline:
         p = daily()
-        p.add(SqlSensor("wait_for_orders", db=lambda s: s.source_db,
-                        sql="SELECT EXISTS (SELECT 1 FROM orders WHERE order_ts >= ?)",
-                        params=lambda ctx: [ctx.data_interval_end.strftime("%Y-%m-%d %H:%M:%S")],
-                        poke_interval=timedelta(minutes=30), timeout=timedelta(hours=1)))
+        p.add(
+            SqlSensor(
+                "wait_for_orders",
+                db=lambda s: s.source_db,
+                sql="SELECT EXISTS (SELECT 1 FROM orders WHERE order_ts >= ?)",
+                params=lambda ctx: [ctx.data_interval_end.strftime("%Y-%m-%d %H:%M:%S")],
+                poke_interval=timedelta(minutes=30),
+                timeout=timedelta(hours=1),
+            )
+        )
         return p
 
     s = sched(settings, pipeline())
@@ -112,8 +131,7 @@ def test_run_sensor_follows_another_pipeline(settings: Settings) -> None:
     broken.task(lambda ctx: 1 / 0, task_id="produce")
     downstream2 = daily("downstream")
     downstream2.add(RunSensor("wait_upstream", pipeline_id="upstream", timeout=timedelta(days=1)))
-    s2 = Scheduler(settings, [broken, downstream2], clock=ManualClock(T0 + timedelta(days=2, minutes=1)),
-                   channels=[])
+    s2 = Scheduler(settings, [broken, downstream2], clock=ManualClock(T0 + timedelta(days=2, minutes=1)), channels=[])
     report = s2.run(once=True)
     day2 = T0 + timedelta(days=1)
     assert report.finished[run_id_for("upstream", day2)] == "failed"

@@ -17,8 +17,9 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def sched(settings: Settings, *pipes: Pipeline, clock: ManualClock | None = None, workers: int = 4) -> Scheduler:
-    return Scheduler(settings, pipes, clock=clock or ManualClock(T0 + timedelta(days=1, hours=1)),
-                     max_workers=workers, channels=[])
+    return Scheduler(
+        settings, pipes, clock=clock or ManualClock(T0 + timedelta(days=1, hours=1)), max_workers=workers, channels=[]
+    )
 
 
 def daily(pid: str = "p", **kw) -> Pipeline:
@@ -84,8 +85,13 @@ def test_retries_use_exponential_backoff_on_the_injected_clock(settings: Setting
         return StepCounts("flaky", 5, 5)
 
     p = daily()
-    t = p.task(flaky, retries=4, retry_delay=timedelta(seconds=10), max_retry_delay=timedelta(seconds=25),
-               on_retry=lambda ctx, exc: retried.append(str(exc)))
+    t = p.task(
+        flaky,
+        retries=4,
+        retry_delay=timedelta(seconds=10),
+        max_retry_delay=timedelta(seconds=25),
+        on_retry=lambda ctx, exc: retried.append(str(exc)),
+    )
     t >> p.task(lambda ctx: None, task_id="after")
     clock = ManualClock(T0 + timedelta(days=1, hours=1))
     s = sched(settings, p, clock=clock)
@@ -161,8 +167,14 @@ def test_trigger_rules_and_skips_end_to_end(settings: Settings) -> None:
     assert s.run(once=True).finished[RID] == "failed"
     assert sorted(ran) == ["alert", "cleanup", "tolerant"]
     assert states(s, RID) == {
-        "fail": "failed", "cleanup": "success", "normal": "upstream_failed", "after_normal": "upstream_failed",
-        "alert": "success", "maybe": "skipped", "after_skip": "skipped", "tolerant": "success",
+        "fail": "failed",
+        "cleanup": "success",
+        "normal": "upstream_failed",
+        "after_normal": "upstream_failed",
+        "alert": "success",
+        "maybe": "skipped",
+        "after_skip": "skipped",
+        "tolerant": "success",
     }
 
 
@@ -248,3 +260,59 @@ def test_unknown_pipeline_is_a_config_error(settings: Settings) -> None:
     p.task(lambda ctx: None, task_id="t")
     with pytest.raises(ConfigError, match="unknown pipeline"):
         sched(settings, p).run(once=True, pipeline_ids=["nope"])
+
+
+def test_depends_on_past_serialises_a_task_across_runs(settings: Settings) -> None:
+    order: list[str] = []
+
+    def pre(ctx) -> None:
+        time.sleep(0.08 if ctx.ds == "2024-01-01" else 0.0)  # the oldest run is the slowest to get there
+
+    def fold(ctx) -> None:
+        order.append(ctx.ds)
+        if ctx.ds == "2024-01-03":
+            raise DataError("bad state")
+
+    p = daily(max_active_runs=4)
+    p.task(pre) >> p.task(fold, depends_on_past=True)
+    s = sched(settings, p, clock=ManualClock(datetime(2024, 1, 5, tzinfo=UTC)), workers=4)
+    report = s.run(once=True)
+    assert order == ["2024-01-01", "2024-01-02", "2024-01-03"]  # in order; never after a failure
+    day4 = run_id_for("p", datetime(2024, 1, 4, tzinfo=UTC))
+    assert report.finished[day4] == "failed"
+    ti = {r["task_id"]: r for r in s.state.task_instances(day4)}["fold"]
+    assert ti["state"] == "upstream_failed" and "depends_on_past: fold is failed in the previous run" in ti["error"]
+
+
+def test_backfill_reverse_runs_newest_first_and_refuses_past_dependence(settings: Settings) -> None:
+    seen: list[str] = []
+    p = daily()
+    p.task(lambda ctx: seen.append(ctx.ds), task_id="t")
+    report = backfill(settings, p, date(2024, 1, 1), date(2024, 1, 4), reverse=True, channels=[])
+    assert report.created == 4 and seen == ["2024-01-04", "2024-01-03", "2024-01-02", "2024-01-01"]
+    q = daily("q")
+    q.task(lambda ctx: None, task_id="t", depends_on_past=True)
+    with pytest.raises(ConfigError, match="in reverse"):
+        backfill(settings, q, date(2024, 1, 1), date(2024, 1, 4), reverse=True, channels=[])
+
+
+def test_backfill_rerun_failed_keeps_what_succeeded(settings: Settings) -> None:
+    calls: dict[str, int] = {}
+    broken = {"2024-01-02"}
+
+    def step(ctx) -> None:
+        calls[f"{ctx.task_id}@{ctx.ds}"] = calls.get(f"{ctx.task_id}@{ctx.ds}", 0) + 1
+        if ctx.task_id == "b" and ctx.ds in broken:
+            raise DataError("bad day")
+
+    p = daily()
+    p.task(step, task_id="a") >> p.task(step, task_id="b") >> p.task(step, task_id="c")
+    first = backfill(settings, p, date(2024, 1, 1), date(2024, 1, 3), channels=[])
+    assert first.failed == [run_id_for("p", datetime(2024, 1, 2, tzinfo=UTC))]
+    again = backfill(settings, p, date(2024, 1, 1), date(2024, 1, 3), channels=[])
+    assert again.skipped_failed == 1 and again.already_done == 2 and again.finished == {}
+    broken.clear()
+    fixed = backfill(settings, p, date(2024, 1, 1), date(2024, 1, 3), rerun_failed=True, channels=[])
+    assert fixed.requeued == 1 and list(fixed.finished.values()) == ["success"]
+    assert calls["a@2024-01-02"] == 1 and calls["b@2024-01-02"] == 2 and calls["c@2024-01-02"] == 1
+    assert calls["a@2024-01-01"] == 1  # successful runs were never touched

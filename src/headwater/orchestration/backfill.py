@@ -87,6 +87,11 @@ def backfill(
     ``progress`` after each run finishes.
     """
     intervals = plan_intervals(pipeline, start, end)
+    past = [t.task_id for t in pipeline.tasks.values() if t.options().depends_on_past]
+    if reverse and past:
+        raise ConfigError(
+            f"cannot backfill {pipeline.pipeline_id!r} in reverse: {', '.join(past)} depend(s) on the previous run"
+        )
     sched = Scheduler(
         settings, [pipeline], store=store, clock=clock, max_workers=max_workers, channels=channels,
         on_run_finished=progress,

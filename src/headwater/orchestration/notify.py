@@ -50,11 +50,13 @@ class NotifyDownstream(Task):
         *,
         url: str | Callable[[Settings], str | None] | None = None,
         attempts: int = 5,
+        base_delay_s: float = 0.5,
         **kw: Any,
     ) -> None:
         super().__init__(task_id, None, **kw)
         self.url = url
         self.attempts = attempts
+        self.base_delay_s = base_delay_s
 
     def resolve_url(self, settings: Settings) -> str | None:
         url = self.url(settings) if callable(self.url) else self.url
@@ -73,7 +75,7 @@ class NotifyDownstream(Task):
             tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
             tmp.replace(target)
             return {"notified": str(target)}
-        channel = WebhookChannel(url, attempts=self.attempts)
+        channel = WebhookChannel(url, attempts=self.attempts, base_delay_s=self.base_delay_s)
         try:
             attempts = channel.post(payload)
         finally:

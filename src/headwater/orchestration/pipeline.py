@@ -53,6 +53,7 @@ class TaskOptions:
     jitter: float = 0.0
     execution_timeout: timedelta | None = None
     trigger_rule: TriggerRule = "all_success"
+    depends_on_past: bool = False  # run only once this task succeeded in the previous interval's run
     on_success: Callback | None = None
     on_failure: Callback | None = None
     on_retry: Callback | None = None
@@ -165,6 +166,7 @@ class Task:
             "outputs": list(self.outputs),
             "retries": opts.retries,
             "trigger_rule": opts.trigger_rule,
+            "depends_on_past": opts.depends_on_past,
             "execution_timeout_s": opts.execution_timeout.total_seconds() if opts.execution_timeout else None,
             "doc": self.doc,
         }

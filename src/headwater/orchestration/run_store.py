@@ -127,13 +127,10 @@ class RunStore:
     def migrate(self) -> None:
         with self.transaction() as conn:
             conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_versions "
-                "(namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS schema_versions (namespace TEXT PRIMARY KEY, version INTEGER NOT NULL)"
             )
             for namespace, statements in _MIGRATIONS.items():
-                row = conn.execute(
-                    "SELECT version FROM schema_versions WHERE namespace = ?", (namespace,)
-                ).fetchone()
+                row = conn.execute("SELECT version FROM schema_versions WHERE namespace = ?", (namespace,)).fetchone()
                 current = row[0] if row else 0
                 for statement in statements[current:]:
                     conn.execute(statement)

@@ -129,6 +129,8 @@ class Scheduler:
         self._futures: dict[Future[Outcome], tuple[_Run, _TI]] = {}
         self._next_check: dict[str, datetime] = {}
         self._last_sla_check: datetime | None = None
+        self._blocked: dict[tuple[str, str], str] = {}  # (run, task) waiting on the previous run
+        self._progressed = False  # anything activated, submitted or finished in this pass
         self.report = SchedulerReport()
 
     # -- public API -------------------------------------------------------------------------
@@ -233,6 +235,7 @@ class Scheduler:
             loops = 0
             while not self._stop.is_set():
                 loops += 1
+                self._progressed = False
                 now = self.clock.now()
                 if create and self.create_due_runs(as_of or now, scope):
                     self._load_runs(scope, run_ids)
@@ -251,6 +254,9 @@ class Scheduler:
                     continue
                 if not self._runs and once:
                     break
+                if wake is None and self._blocked and not self._progressed:
+                    self._fail_blocked(now)
+                    continue
                 if wake is None:
                     wake = now + timedelta(seconds=self.poll_interval)
                     nxt = min(self._next_check.values(), default=None) if create and as_of is None else None
@@ -301,6 +307,7 @@ class Scheduler:
             queued = sorted((r for r in runs if r.state == "queued"), key=lambda r: r.interval_start, reverse=reverse)
             for run in queued[: max(0, limit - active)]:
                 self.state.set_run_state(run.run_id, "running", now)
+                self._progressed = True
                 run.state = "running"
                 self._load_task_instances(run)
 
@@ -325,6 +332,12 @@ class Scheduler:
                         ti.error = f"{verdict} by trigger rule {rule}"
                         changes.append((ti.task.task_id, verdict, ti.error))
                         continue
+                    if ti.task.options().depends_on_past:
+                        past = self._past_state(run, ti.task.task_id)
+                        if past not in (None, "success", "skipped"):
+                            self._blocked[(run.run_id, ti.task.task_id)] = past
+                            continue
+                        self._blocked.pop((run.run_id, ti.task.task_id), None)
                 elif ti.next_attempt_at is not None and ti.next_attempt_at > now:
                     wake = ti.next_attempt_at if wake is None else min(wake, ti.next_attempt_at)
                     continue
@@ -337,6 +350,33 @@ class Scheduler:
             self._submit(run, ti, now, pool)
         return wake
 
+    def _past_state(self, run: _Run, task_id: str) -> str | None:
+        """State of ``task_id`` in the pipeline's previous run (None: there is no previous run)."""
+        rows = self.store.query(
+            "SELECT r.run_id, t.state FROM runs r LEFT JOIN task_instances t "
+            "ON t.run_id = r.run_id AND t.task_id = ? WHERE r.pipeline_id = ? AND r.logical_date < ? "
+            "AND r.trigger IN ('scheduled', 'backfill') ORDER BY r.logical_date DESC LIMIT 1",
+            (task_id, run.pipeline.pipeline_id, iso(run.interval_start)),
+        )
+        if not rows:
+            return None
+        prev = self._runs.get(rows[0]["run_id"])
+        if prev is not None and task_id in prev.tis:  # in memory is fresher than the store
+            return prev.tis[task_id].state
+        return rows[0]["state"] or "not started"
+
+    def _fail_blocked(self, now: datetime) -> None:
+        """Nothing can move: fail instances stuck behind a previous run that did not succeed."""
+        for (run_id, task_id), past in list(self._blocked.items()):
+            run = self._runs.get(run_id)
+            if run is None or run.tis[task_id].state != "scheduled":
+                continue
+            ti = run.tis[task_id]
+            ti.state = "upstream_failed"
+            ti.error = f"depends_on_past: {task_id} is {past} in the previous run"
+            self.state.set_task_states(run_id, [(task_id, ti.state, ti.error)], now)
+        self._blocked.clear()
+
     def _submit(self, run: _Run, ti: _TI, now: datetime, pool: ThreadPoolExecutor) -> None:
         is_sensor = isinstance(ti.task, Sensor)
         if not (is_sensor and ti.state == "up_for_reschedule"):
@@ -346,6 +386,7 @@ class Scheduler:
             ti.first_poke_at = now
         self.state.mark_running(run.run_id, ti.task.task_id, ti.try_number, now, first_poke)
         ti.state = "running"
+        self._progressed = True
         run.running += 1
         pid = run.pipeline.pipeline_id
         ctx = TaskContext(
@@ -397,6 +438,7 @@ class Scheduler:
         first_failed = next((t for t in bad if t.state == "failed"), bad[0] if bad else None)
         error = f"task {first_failed.task.task_id} failed: {first_failed.error}" if first_failed else None
         state = "failed" if bad else "success"
+        self._progressed = True
         self.state.set_run_state(run.run_id, state, now, error=error, finished=True)
         run.state = state
         del self._runs[run.run_id]

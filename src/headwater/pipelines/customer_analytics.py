@@ -196,7 +196,11 @@ def build_pipeline(
         ["landing.marketing_events"],
         ["raw.marketing_events", "quarantine.marketing_events"],
     )
-    metrics = task(daily.compute_order_metrics, ["raw.orders"], ["staging.customer_order_state"])
+    # the order state of D folds D's orders into D-1's state: it needs the previous run's to be done
+    metrics = p.task(
+        batch_step(daily.compute_order_metrics), inputs=["raw.orders", "staging.customer_order_state"],
+        outputs=["staging.customer_order_state"], depends_on_past=True,
+    )
     enrich = task(
         daily.enrich_customer_metrics,
         ["staging.customer_order_state", "raw.support_tickets", "raw.marketing_events"],
