@@ -138,6 +138,9 @@ def demo(
 
 
 # --- sub-apps of other subsystems are mounted below -----------------------------------------
+from headwater.quality.cli import register as _register_quality  # noqa: E402
+
+_register_quality(app)  # schema, quarantine, quality
 from headwater.stream.cli import dlq_app, events_app, stream_app  # noqa: E402
 
 app.add_typer(events_app, name="events")

@@ -151,3 +151,24 @@ def evolve(store: RunStore, contract: Contract, observed: dict[str, str] | None,
     absent = tuple(c.column for c in recorded if c.kind == "remove_column" and c.status == "approved")
     carried = tuple(c.column for c in recorded if c.kind == "add_column" and IDENTIFIER.match(c.column))
     return EvolutionPlan(contract.with_absent(absent), carried, recorded)
+
+
+def approve_change(store: RunStore, dataset: str, change_id: str, by: str, reason: str) -> SchemaChange:
+    """Record the approval of a pending change (who, when, why); the next ingest proceeds."""
+    from headwater.errors import ConfigError
+    from headwater.quality.store import decide_change, get_change
+
+    change = get_change(store, dataset, change_id)
+    if change is None:
+        raise ConfigError(f"no schema change {change_id!r} for {dataset} (see `headwater schema history {dataset}`)")
+    if change.status == "blocked":
+        raise ConfigError(
+            f"{dataset} {change_id}: {change.describe()} is not a safe widening and cannot be approved; "
+            "fix the source or change the contract"
+        )
+    if change.status != "pending":
+        raise ConfigError(f"{dataset} {change_id} is {change.status}, not awaiting approval")
+    if not reason.strip():
+        raise ConfigError("an approval needs a reason (--reason)")
+    decide_change(store, dataset, change_id, "approved", by, reason)
+    return get_change(store, dataset, change_id)  # type: ignore[return-value]
