@@ -96,6 +96,8 @@ def generate_world(settings: Settings, spec: WorldSpec, progress: Progress | Non
     done += _STAGES["model"]
     report("model", done)
 
+    home = Path(settings.home)
+    (home / MANIFEST_FILE).unlink(missing_ok=True)  # a half-written world must not look complete
     Path(settings.events_file).unlink(missing_ok=True)
     write_source_db(settings.source_db, customers, orders, spec, log, stage_progress("source_db"))
     done += _STAGES["source_db"]
@@ -135,7 +137,6 @@ def generate_world(settings: Settings, spec: WorldSpec, progress: Progress | Non
             "events_file": str(settings.events_file),
         },
     )
-    home = Path(settings.home)
     home.mkdir(parents=True, exist_ok=True)
     tmp = home / (MANIFEST_FILE + ".tmp")
     tmp.write_text(manifest.to_json())
