@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from headwater.monitoring.sla import sla_deadline
 from headwater.orchestration.clock import Clock, SystemClock
 from headwater.orchestration.context import TaskContext
 from headwater.orchestration.executor import Outcome, run_try
-from headwater.orchestration.pipeline import Pipeline, Task
+from headwater.orchestration.pipeline import Pipeline, Task, TaskOptions
 from headwater.orchestration.run_store import RunStore
 from headwater.orchestration.schedule import iter_intervals
 from headwater.orchestration.sensors import Sensor
@@ -38,7 +39,6 @@ from headwater.orchestration.state import TERMINAL_TASK_STATES, NewRun, Orchestr
 from headwater.orchestration.trigger_rules import decide
 
 log = logging.getLogger("headwater.scheduler")
-_WAITING = frozenset({"scheduled", "up_for_retry", "up_for_reschedule"})
 
 
 def run_id_for(pipeline_id: str, logical_date: datetime) -> str:
@@ -46,9 +46,10 @@ def run_id_for(pipeline_id: str, logical_date: datetime) -> str:
     return f"{pipeline_id}__{logical_date:%Y-%m-%dT%H:%M}"
 
 
-@dataclass
+@dataclass(eq=False)
 class _TI:
     task: Task
+    opts: TaskOptions
     state: str
     try_number: int = 0
     failures: int = 0
@@ -56,10 +57,14 @@ class _TI:
     next_attempt_at: datetime | None = None
     first_poke_at: datetime | None = None
     error: str | None = None
+    pending_up: int = 0  # upstream instances not terminal yet
+    failed_up: int = 0  # upstream instances failed or upstream_failed
 
 
-@dataclass
+@dataclass(eq=False)
 class _Run:
+    """In-memory mirror of an active run; every change is written to the store first."""
+
     run_id: str
     pipeline: Pipeline
     state: str
@@ -68,6 +73,10 @@ class _Run:
     trigger: str
     tis: dict[str, _TI] = field(default_factory=dict)
     running: int = 0
+    unfinished: int = 0  # instances not terminal
+    dirty: set[str] = field(default_factory=set)  # scheduled instances whose upstream changed
+    ready: deque[_TI] = field(default_factory=deque)  # passed their trigger rule, waiting for a worker
+    timed: dict[str, _TI] = field(default_factory=dict)  # up_for_retry / up_for_reschedule
 
 
 @dataclass
@@ -249,8 +258,8 @@ class Scheduler:
                     if wake is not None and self.clock.realtime:
                         timeout = min(timeout, max(0.0, (wake - now).total_seconds()))
                     done, _ = wait(list(self._futures), timeout=timeout, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        self._complete(fut)
+                    if done:
+                        self._complete(done)
                     continue
                 if not self._runs and once:
                     break
@@ -285,17 +294,28 @@ class Scheduler:
 
     def _load_task_instances(self, run: _Run) -> None:
         p = run.pipeline
-        self.state.insert_task_instances(
-            run.run_id, [(tid, p.tasks[tid].kind, p.tasks[tid].options().retries) for tid in p.topological_order()]
-        )
+        order = p.topological_order()
+        opts = {tid: p.tasks[tid].options() for tid in order}
+        self.state.insert_task_instances(run.run_id, [(tid, p.tasks[tid].kind, opts[tid].retries) for tid in order])
         rows = {r["task_id"]: r for r in self.state.task_instances(run.run_id)}
-        for tid in p.topological_order():
+        for tid in order:
             r = rows[tid]
+            state = "scheduled" if r["state"] == "running" else r["state"]
             run.tis[tid] = _TI(
-                task=p.tasks[tid], state=r["state"], try_number=r["try_number"], failures=r["failures"],
-                pokes=r["pokes"], next_attempt_at=parse_ts(r["next_attempt_at"]),
+                task=p.tasks[tid], opts=opts[tid], state=state, try_number=r["try_number"],
+                failures=r["failures"], pokes=r["pokes"], next_attempt_at=parse_ts(r["next_attempt_at"]),
                 first_poke_at=parse_ts(r["first_poke_at"]), error=r["error"],
             )
+        for tid, ti in run.tis.items():
+            ups = [run.tis[u].state for u in ti.task.upstream_ids]
+            ti.pending_up = sum(s not in TERMINAL_TASK_STATES for s in ups)
+            ti.failed_up = sum(s in ("failed", "upstream_failed") for s in ups)
+            if ti.state not in TERMINAL_TASK_STATES:
+                run.unfinished += 1
+            if ti.state == "scheduled":
+                run.dirty.add(tid)
+            elif ti.state in ("up_for_retry", "up_for_reschedule"):
+                run.timed[tid] = ti
 
     def _activate(self, now: datetime, reverse: bool, max_active: int | None) -> None:
         by_pipeline: dict[str, list[_Run]] = {}
@@ -311,43 +331,80 @@ class Scheduler:
                 run.state = "running"
                 self._load_task_instances(run)
 
+    def _to_terminal(self, run: _Run, ti: _TI, state: str) -> None:
+        """Record in memory that ``ti`` is done and tell its downstream instances."""
+        ti.state = state
+        run.unfinished -= 1
+        failed = state in ("failed", "upstream_failed")
+        for d in ti.task.downstream_ids:
+            down = run.tis[d]
+            down.pending_up -= 1
+            down.failed_up += failed
+            if down.state == "scheduled":
+                run.dirty.add(d)
+
+    def _verdict(self, run: _Run, ti: _TI) -> str:
+        rule = ti.opts.trigger_rule
+        if ti.pending_up and (rule == "all_done" or (rule in ("all_success", "none_failed") and not ti.failed_up)):
+            return "wait"  # the common case, decided without looking at every upstream
+        return decide(rule, (run.tis[u].state for u in ti.task.upstream_ids))
+
+    def _evaluate(self, run: _Run, now: datetime) -> datetime | None:
+        """Trigger rules for changed instances, due retries and pokes; returns the next wake-up."""
+        for run_id, task_id in self._blocked:
+            if run_id == run.run_id:
+                run.dirty.add(task_id)
+        changes: list[tuple[str, str, str | None]] = []
+        while run.dirty:
+            ti = run.tis[run.dirty.pop()]
+            if ti.state != "scheduled":
+                continue
+            verdict = self._verdict(run, ti)
+            if verdict == "wait":
+                continue
+            if verdict != "run":
+                ti.error = f"{verdict} by trigger rule {ti.opts.trigger_rule}"
+                changes.append((ti.task.task_id, verdict, ti.error))
+                self._to_terminal(run, ti, verdict)  # may dirty downstream: the loop cascades
+                continue
+            if ti.opts.depends_on_past:
+                key = (run.run_id, ti.task.task_id)
+                past = self._past_state(run, ti.task.task_id)
+                if past not in (None, "success", "skipped"):
+                    self._blocked[key] = past
+                    continue
+                self._blocked.pop(key, None)
+            ti.state = "queued"  # in memory only: it sits in run.ready until a worker is free
+            run.ready.append(ti)
+        if changes:
+            self.state.set_task_states(run.run_id, changes, now)
+            self._progressed = True
+        wake: datetime | None = None
+        for tid, ti in list(run.timed.items()):
+            if ti.next_attempt_at is None or ti.next_attempt_at <= now:
+                del run.timed[tid]
+                run.ready.append(ti)
+            else:
+                wake = ti.next_attempt_at if wake is None else min(wake, ti.next_attempt_at)
+        return wake
+
     def _schedule_ready(self, now: datetime, pool: ThreadPoolExecutor) -> datetime | None:
         """Apply trigger rules, submit what can run now; return the earliest future wake-up."""
         wake: datetime | None = None
-        ready: list[tuple[_Run, _TI]] = []
-        for run in sorted(self._runs.values(), key=lambda r: r.interval_start):
-            if run.state != "running":
-                continue
-            changes: list[tuple[str, str, str | None]] = []
-            for ti in run.tis.values():
-                if ti.state not in _WAITING:
-                    continue
-                if ti.state == "scheduled":
-                    rule = ti.task.options().trigger_rule
-                    verdict = decide(rule, (run.tis[u].state for u in ti.task.upstream_ids))
-                    if verdict == "wait":
-                        continue
-                    if verdict != "run":
-                        ti.state = verdict
-                        ti.error = f"{verdict} by trigger rule {rule}"
-                        changes.append((ti.task.task_id, verdict, ti.error))
-                        continue
-                    if ti.task.options().depends_on_past:
-                        past = self._past_state(run, ti.task.task_id)
-                        if past not in (None, "success", "skipped"):
-                            self._blocked[(run.run_id, ti.task.task_id)] = past
-                            continue
-                        self._blocked.pop((run.run_id, ti.task.task_id), None)
-                elif ti.next_attempt_at is not None and ti.next_attempt_at > now:
-                    wake = ti.next_attempt_at if wake is None else min(wake, ti.next_attempt_at)
-                    continue
-                ready.append((run, ti))
-            if changes:
-                self.state.set_task_states(run.run_id, changes, now)
-            self._maybe_finish(run, now)
+        runs = sorted((r for r in self._runs.values() if r.state == "running"), key=lambda r: r.interval_start)
+        for run in runs:
+            w = self._evaluate(run, now)
+            if w is not None:
+                wake = w if wake is None else min(wake, w)
         free = self.max_workers - len(self._futures)
-        for run, ti in ready[: max(0, free)]:
-            self._submit(run, ti, now, pool)
+        batch: list[tuple[_Run, _TI]] = []
+        for run in runs:
+            while run.ready and len(batch) < free:
+                batch.append((run, run.ready.popleft()))
+        if batch:
+            self._submit(batch, now, pool)
+        for run in runs:
+            self._maybe_finish(run, now)
         return wake
 
     def _past_state(self, run: _Run, task_id: str) -> str | None:
@@ -372,67 +429,85 @@ class Scheduler:
             if run is None or run.tis[task_id].state != "scheduled":
                 continue
             ti = run.tis[task_id]
-            ti.state = "upstream_failed"
             ti.error = f"depends_on_past: {task_id} is {past} in the previous run"
-            self.state.set_task_states(run_id, [(task_id, ti.state, ti.error)], now)
+            self.state.set_task_states(run_id, [(task_id, "upstream_failed", ti.error)], now)
+            self._to_terminal(run, ti, "upstream_failed")
         self._blocked.clear()
 
-    def _submit(self, run: _Run, ti: _TI, now: datetime, pool: ThreadPoolExecutor) -> None:
-        is_sensor = isinstance(ti.task, Sensor)
-        if not (is_sensor and ti.state == "up_for_reschedule"):
-            ti.try_number += 1
-        first_poke = is_sensor and ti.first_poke_at is None
-        if first_poke:
-            ti.first_poke_at = now
-        self.state.mark_running(run.run_id, ti.task.task_id, ti.try_number, now, first_poke)
-        ti.state = "running"
+    def _submit(self, batch: list[tuple[_Run, _TI]], now: datetime, pool: ThreadPoolExecutor) -> None:
+        """Mark the batch running in one transaction, then hand each try to the pool."""
+        rows = []
+        for run, ti in batch:
+            is_sensor = isinstance(ti.task, Sensor)
+            if not (is_sensor and ti.state == "up_for_reschedule"):
+                ti.try_number += 1
+            first_poke = is_sensor and ti.first_poke_at is None
+            if first_poke:
+                ti.first_poke_at = now
+            rows.append((run.run_id, ti.task.task_id, ti.try_number, first_poke))
+        self.state.mark_running(rows, now)
         self._progressed = True
-        run.running += 1
-        pid = run.pipeline.pipeline_id
-        ctx = TaskContext(
-            pipeline_id=pid,
-            run_id=run.run_id,
-            task_id=ti.task.task_id,
-            try_number=ti.try_number,
-            logical_date=run.interval_start,
-            data_interval_start=run.interval_start,
-            data_interval_end=run.interval_end,
-            settings=self.settings,
-            store=self.store,
-            log=logging.LoggerAdapter(
-                logging.getLogger(f"headwater.task.{pid}.{ti.task.task_id}"), {"run_id": run.run_id}
-            ),
-            params=dict(self.params),
-        )
-        fut = pool.submit(
-            run_try, ti.task, ctx, failures=ti.failures, pokes=ti.pokes, first_poke_at=ti.first_poke_at,
-            now=now, rng=self.rng,
-        )
-        self._futures[fut] = (run, ti)
-        self.report.tries += 1
+        for run, ti in batch:
+            ti.state = "running"
+            run.running += 1
+            pid = run.pipeline.pipeline_id
+            ctx = TaskContext(
+                pipeline_id=pid,
+                run_id=run.run_id,
+                task_id=ti.task.task_id,
+                try_number=ti.try_number,
+                logical_date=run.interval_start,
+                data_interval_start=run.interval_start,
+                data_interval_end=run.interval_end,
+                settings=self.settings,
+                store=self.store,
+                log=logging.LoggerAdapter(
+                    logging.getLogger(f"headwater.task.{pid}.{ti.task.task_id}"), {"run_id": run.run_id}
+                ),
+                params=dict(self.params),
+            )
+            fut = pool.submit(
+                run_try, ti.task, ctx, failures=ti.failures, pokes=ti.pokes, first_poke_at=ti.first_poke_at,
+                now=now, rng=self.rng,
+            )
+            self._futures[fut] = (run, ti)
+        self.report.tries += len(batch)
 
-    def _complete(self, fut: Future[Outcome]) -> None:
-        run, ti = self._futures.pop(fut)
-        run.running -= 1
+    def _complete(self, done: Iterable[Future[Outcome]]) -> None:
+        """Record finished tries (one transaction), then move their instances on."""
         now = self.clock.now()
-        try:
-            out = fut.result()
-        except BaseException as exc:  # run_try classifies task errors; this is a bug in the engine
-            out = Outcome("failed", 0.0, error=f"internal error: {type(exc).__name__}: {exc}")
-        if out.state in ("up_for_retry", "failed") and out.poke is None:
-            ti.failures += 1
-        if out.poke is not None:
-            ti.pokes += 1
-        ti.state, ti.error, ti.next_attempt_at = out.state, out.error, out.next_attempt_at
-        self.state.finish_try(
-            run.run_id, ti.task.task_id, state=out.state, try_number=ti.try_number, failures=ti.failures,
-            now=now, duration_s=out.duration_s, error=out.error, next_attempt_at=out.next_attempt_at,
-            retry_delay_s=out.retry_delay_s, metrics=out.metrics or None, poke=out.poke,
-        )
-        self._maybe_finish(run, now)
+        items, moved = [], []
+        for fut in done:
+            run, ti = self._futures.pop(fut)
+            run.running -= 1
+            try:
+                out = fut.result()
+            except BaseException as exc:  # run_try classifies task errors; this is a bug in the engine
+                out = Outcome("failed", 0.0, error=f"internal error: {type(exc).__name__}: {exc}")
+            if out.state in ("up_for_retry", "failed") and out.poke is None:
+                ti.failures += 1
+            if out.poke is not None:
+                ti.pokes += 1
+            ti.error, ti.next_attempt_at = out.error, out.next_attempt_at
+            items.append({
+                "run_id": run.run_id, "task_id": ti.task.task_id, "state": out.state, "try_number": ti.try_number,
+                "failures": ti.failures, "now": now, "duration_s": out.duration_s, "error": out.error,
+                "next_attempt_at": out.next_attempt_at, "retry_delay_s": out.retry_delay_s,
+                "metrics": out.metrics or None, "poke": out.poke,
+            })
+            moved.append((run, ti, out.state))
+        self.state.finish_tries(items)
+        for run, ti, state in moved:
+            if state in TERMINAL_TASK_STATES:
+                self._to_terminal(run, ti, state)
+            else:
+                ti.state = state
+                run.timed[ti.task.task_id] = ti
+        for run in {id(r): r for r, _, _ in moved}.values():
+            self._maybe_finish(run, now)
 
     def _maybe_finish(self, run: _Run, now: datetime) -> None:
-        if run.state != "running" or run.running or any(t.state not in TERMINAL_TASK_STATES for t in run.tis.values()):
+        if run.state != "running" or run.running or run.unfinished:
             return
         bad = [t for t in run.tis.values() if t.state in ("failed", "upstream_failed")]
         first_failed = next((t for t in bad if t.state == "failed"), bad[0] if bad else None)

@@ -206,60 +206,58 @@ class OrchestrationStore:
                 [(run_id, tid, kind, retries) for tid, kind, retries in tasks],
             )
 
-    def mark_running(self, run_id: str, task_id: str, try_number: int, now: datetime, first_poke: bool) -> None:
+    def mark_running(self, rows: Sequence[tuple[str, str, int, bool]], now: datetime) -> None:
+        """(run_id, task_id, try_number, first_poke) instances about to start, in one transaction."""
+        t = iso(now)
         with self.store.transaction() as conn:
-            conn.execute(
+            conn.executemany(
                 "UPDATE task_instances SET state = 'running', try_number = ?, started_at = ?, finished_at = NULL, "
                 "next_attempt_at = NULL, first_poke_at = CASE WHEN ? THEN ? ELSE first_poke_at END "
                 "WHERE run_id = ? AND task_id = ?",
-                (try_number, iso(now), first_poke, iso(now), run_id, task_id),
+                [(n, t, first, t, run_id, task_id) for run_id, task_id, n, first in rows],
             )
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO task_tries (run_id, task_id, try_number, state, started_at) "
                 "VALUES (?, ?, ?, 'running', ?) ON CONFLICT (run_id, task_id, try_number) DO UPDATE SET "
                 "state = 'running', started_at = excluded.started_at, finished_at = NULL, error = NULL",
-                (run_id, task_id, try_number, iso(now)),
+                [(run_id, task_id, n, t) for run_id, task_id, n, _ in rows],
             )
 
-    def finish_try(
-        self,
-        run_id: str,
-        task_id: str,
-        *,
-        state: str,
-        try_number: int,
-        failures: int,
-        now: datetime,
-        duration_s: float,
-        error: str | None = None,
-        next_attempt_at: datetime | None = None,
-        retry_delay_s: float | None = None,
-        metrics: dict[str, Any] | None = None,
-        poke: tuple[int, bool, str | None] | None = None,
-    ) -> None:
-        """Record one try's outcome (and the sensor poke, if any) in one transaction."""
-        try_state = "rescheduled" if state == "up_for_reschedule" else state
+    def finish_try(self, run_id: str, task_id: str, **outcome: Any) -> None:
+        self.finish_tries([{"run_id": run_id, "task_id": task_id, **outcome}])
+
+    def finish_tries(self, items: Sequence[dict[str, Any]]) -> None:
+        """Record tries' outcomes (and sensor pokes) in one transaction. Each item has run_id, task_id,
+        state, try_number, failures, now, duration_s and optionally error, next_attempt_at,
+        retry_delay_s, metrics, poke=(number, ready, detail)."""
         with self.store.transaction() as conn:
-            conn.execute(
-                "UPDATE task_instances SET state = ?, failures = ?, finished_at = ?, duration_s = ?, error = ?, "
-                "next_attempt_at = ?, metrics = COALESCE(?, metrics), pokes = pokes + ? "
-                "WHERE run_id = ? AND task_id = ?",
-                (
-                    state, failures, iso(now), duration_s, error, iso(next_attempt_at),
-                    json.dumps(metrics, default=str) if metrics else None, 1 if poke else 0, run_id, task_id,
-                ),
-            )
-            conn.execute(
-                "UPDATE task_tries SET state = ?, finished_at = ?, duration_s = ?, error = ?, retry_delay_s = ? "
-                "WHERE run_id = ? AND task_id = ? AND try_number = ?",
-                (try_state, iso(now), duration_s, error, retry_delay_s, run_id, task_id, try_number),
-            )
-            if poke is not None:
+            for o in items:
+                state, poke, metrics = o["state"], o.get("poke"), o.get("metrics")
+                now = iso(o["now"])
                 conn.execute(
-                    "INSERT OR REPLACE INTO sensor_pokes (run_id, task_id, poke_number, poked_at, ready, detail) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, task_id, poke[0], iso(now), int(poke[1]), poke[2]),
+                    "UPDATE task_instances SET state = ?, failures = ?, finished_at = ?, duration_s = ?, "
+                    "error = ?, next_attempt_at = ?, metrics = COALESCE(?, metrics), pokes = pokes + ? "
+                    "WHERE run_id = ? AND task_id = ?",
+                    (
+                        state, o["failures"], now, o["duration_s"], o.get("error"), iso(o.get("next_attempt_at")),
+                        json.dumps(metrics, default=str) if metrics else None, 1 if poke else 0,
+                        o["run_id"], o["task_id"],
+                    ),
                 )
+                conn.execute(
+                    "UPDATE task_tries SET state = ?, finished_at = ?, duration_s = ?, error = ?, retry_delay_s = ? "
+                    "WHERE run_id = ? AND task_id = ? AND try_number = ?",
+                    (
+                        "rescheduled" if state == "up_for_reschedule" else state, now, o["duration_s"],
+                        o.get("error"), o.get("retry_delay_s"), o["run_id"], o["task_id"], o["try_number"],
+                    ),
+                )
+                if poke is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO sensor_pokes (run_id, task_id, poke_number, poked_at, ready, detail) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (o["run_id"], o["task_id"], poke[0], now, int(poke[1]), poke[2]),
+                    )
 
     def set_task_states(self, run_id: str, changes: Sequence[tuple[str, str, str | None]], now: datetime) -> None:
         """Trigger-rule outcomes (task_id, state, reason) decided without running the task."""
