@@ -316,3 +316,25 @@ def test_backfill_rerun_failed_keeps_what_succeeded(settings: Settings) -> None:
     assert fixed.requeued == 1 and list(fixed.finished.values()) == ["success"]
     assert calls["a@2024-01-02"] == 1 and calls["b@2024-01-02"] == 2 and calls["c@2024-01-02"] == 1
     assert calls["a@2024-01-01"] == 1  # successful runs were never touched
+
+
+def test_long_running_mode_creates_each_run_after_its_interval_ends(settings: Settings) -> None:
+    p = daily()
+    p.task(lambda ctx: None, task_id="t")
+    clock = ManualClock(datetime(2024, 1, 2, 0, 30, tzinfo=UTC))
+    s = Scheduler(settings, [p], clock=clock, channels=[], poll_interval=86400)
+    report = s.run(max_loops=40)  # the manual clock jumps to each next wake-up instead of waiting
+    assert len(report.finished) >= 5 and set(report.finished.values()) == {"success"}
+    assert clock.now() > datetime(2024, 1, 6, tzinfo=UTC)
+    for run in s.state.list_runs("p", 100):
+        assert run["queued_at"] >= run["interval_end"]  # never created before its data interval ended
+    days = sorted(r["logical_date"][:10] for r in s.state.list_runs("p", 100))
+    assert days == [f"2024-01-{d:02d}" for d in range(1, len(days) + 1)]  # no gaps, no duplicates
+
+
+def test_stop_ends_the_long_running_loop(settings: Settings) -> None:
+    p = daily()
+    p.task(lambda ctx: s.stop(), task_id="t")  # the first task asks the scheduler to stop
+    s = Scheduler(settings, [p], clock=ManualClock(T0 + timedelta(days=1, hours=1)), channels=[])
+    report = s.run()
+    assert report.finished == {RID: "success"}

@@ -48,6 +48,21 @@ def parse_moment(value: str, option: str) -> datetime | date:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def setup_logging(level: str) -> None:
+    """Task and scheduler logs to stderr through Rich (so they print above progress bars)."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"--log-level {level!r}: use debug, info, warning or error")
+    handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
+    logging.basicConfig(level=level.upper(), format="%(name)s: %(message)s", handlers=[handler], force=True)
+
+
+_LOG_LEVEL = typer.Option("warning", "--log-level", help="debug | info | warning | error")
+
+
 def _dur(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -62,6 +77,7 @@ def scheduler_cmd(
     poll: float = typer.Option(5.0, min=0.05, help="Seconds between scheduling passes when idle."),
     files: list[Path] = _FILES,
     home: Path = _HOME,
+    log_level: str = _LOG_LEVEL,
 ) -> None:
     """Run the embedded scheduler (long-running unless --once)."""
     from headwater.orchestration.clock import OffsetClock, SystemClock
@@ -69,6 +85,7 @@ def scheduler_cmd(
     from headwater.orchestration.schedule import to_utc
     from headwater.orchestration.scheduler import RunResult, Scheduler, summarize
 
+    setup_logging(log_level)
     settings = load_settings(home=home)
     known = load_pipelines(files or ())
     moment = to_utc(parse_moment(as_of, "--as-of")) if as_of else None
@@ -105,11 +122,13 @@ def backfill_cmd(
     workers: int = typer.Option(4, min=1, help="Worker threads."),
     files: list[Path] = _FILES,
     home: Path = _HOME,
+    log_level: str = _LOG_LEVEL,
 ) -> None:
     """Run PIPELINE over a past range; idempotent and resumable."""
     from headwater.orchestration.backfill import backfill
     from headwater.orchestration.registry import get_pipeline
 
+    setup_logging(log_level)
     settings = load_settings(home=home)
     p = get_pipeline(pipeline, files or ())
     a, b = parse_moment(start, "--start"), parse_moment(end, "--end")
@@ -156,7 +175,8 @@ def runs_cmd(
 
 def runs_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="Runs (newest first)", title_justify="left")
-    for col in ("run id", "pipeline", "logical date", "trigger", "state", "tasks", "SLA", "rows out", "finished"):
+    table.add_column("run id", no_wrap=True)
+    for col in ("pipeline", "logical date", "trigger", "state", "tasks", "SLA", "rows out", "finished"):
         table.add_column(col, justify="right" if col in ("tasks", "rows out") else "left")
     for r in rows:
         table.add_row(
@@ -194,7 +214,8 @@ def run_show_cmd(run_id: str = typer.Argument(..., help="Run id (see `headwater 
     for m in misses:
         console.print(f"[red]SLA miss:[/] {m['detail']}")
     table = Table(title="Task instances", title_justify="left")
-    for col in ("task", "kind", "state", "tries", "pokes", "duration", "error"):
+    table.add_column("task", no_wrap=True)
+    for col in ("kind", "state", "tries", "pokes", "duration", "error"):
         table.add_column(col)
     for t in tis:
         table.add_row(
