@@ -263,7 +263,9 @@ class Scheduler:
                     continue
                 if not self._runs and once:
                     break
-                if wake is None and self._blocked and not self._progressed:
+                if self._progressed:
+                    continue  # something changed (a run finished, say): look again before sleeping
+                if wake is None and self._blocked:
                     self._fail_blocked(now)
                     continue
                 if wake is None:
