@@ -80,3 +80,21 @@ def test_intervals_complete_by_a_moment() -> None:
 def test_dates_and_naive_datetimes_mean_utc() -> None:
     assert to_utc(date(2024, 5, 1)) == dt(2024, 5, 1)
     assert to_utc(datetime(2024, 5, 1, 7)) == dt(2024, 5, 1, 7)
+
+
+@pytest.mark.parametrize("expr", ["*/15 6-8 * * MON-FRI", "5 */3 * * *", "0 0 1,15 * *", "30 12 * * 0", "0 0 13 * 5"])
+def test_next_after_matches_a_brute_force_minute_walk(expr: str) -> None:
+    import random
+
+    s = CronSchedule.parse(expr)
+
+    def matches(t: datetime) -> bool:
+        return t.minute in s.minutes and t.hour in s.hours and t.month in s.months and s._day_matches(t)
+
+    rng = random.Random(expr)
+    for _ in range(3):
+        start = dt(2024, 1, 1) + timedelta(minutes=rng.randrange(366 * 24 * 60))
+        t = start.replace(second=0) + timedelta(minutes=1)
+        while not matches(t):
+            t += timedelta(minutes=1)
+        assert s.next_after(start) == t

@@ -113,6 +113,14 @@ class CronSchedule:
             any_weekday=fields[4] == "*",
         )
 
+    @property
+    def _hours_sorted(self) -> list[int]:
+        return sorted(self.hours)
+
+    @property
+    def _minutes_sorted(self) -> list[int]:
+        return sorted(self.minutes)
+
     def _day_matches(self, t: datetime) -> bool:
         dom = t.day in self.days
         dow = (t.weekday() + 1) % 7 in self.weekdays
@@ -135,9 +143,11 @@ class CronSchedule:
             elif not self._day_matches(t):
                 t = t.replace(hour=0, minute=0) + timedelta(days=1)
             elif t.hour not in self.hours:
-                t = t.replace(minute=0) + timedelta(hours=1)
+                later = [h for h in self._hours_sorted if h > t.hour]
+                t = t.replace(hour=later[0], minute=0) if later else t.replace(hour=0, minute=0) + timedelta(days=1)
             elif t.minute not in self.minutes:
-                t += timedelta(minutes=1)
+                later = [m for m in self._minutes_sorted if m > t.minute]
+                t = t.replace(minute=later[0]) if later else t.replace(minute=0) + timedelta(hours=1)
             else:
                 return t
         raise ConfigError(f"cron expression {self.expression!r} never fires")

@@ -77,6 +77,8 @@ class _Run:
     dirty: set[str] = field(default_factory=set)  # scheduled instances whose upstream changed
     ready: deque[_TI] = field(default_factory=deque)  # passed their trigger rule, waiting for a worker
     timed: dict[str, _TI] = field(default_factory=dict)  # up_for_retry / up_for_reschedule
+    sla_deadline: datetime | None = None
+    sla_status: str | None = None
 
 
 @dataclass
@@ -289,6 +291,8 @@ class Scheduler:
                 interval_start=parse_ts(row["interval_start"]),  # type: ignore[arg-type]
                 interval_end=parse_ts(row["interval_end"]),  # type: ignore[arg-type]
                 trigger=row["trigger"],
+                sla_deadline=parse_ts(row["sla_deadline"]),
+                sla_status=row["sla_status"],
             )
             self._runs[run.run_id] = run
             if run.state == "running":
@@ -520,9 +524,8 @@ class Scheduler:
         run.state = state
         del self._runs[run.run_id]
         self.report.finished[run.run_id] = state
-        row = self.state.get_run(run.run_id) or {}
-        deadline = parse_ts(row.get("sla_deadline"))
-        if state == "success" and deadline is not None and row.get("sla_status") == "pending":
+        deadline = run.sla_deadline
+        if state == "success" and deadline is not None and run.sla_status == "pending":
             if now <= deadline:
                 self.state.set_sla_status(run.run_id, "met")
             else:
@@ -549,6 +552,8 @@ class Scheduler:
             self._sla_miss(r["run_id"], r["pipeline_id"], parse_ts(r["sla_deadline"]), now, finished_late=False)  # type: ignore[arg-type]
 
     def _sla_miss(self, run_id: str, pipeline_id: str, deadline: datetime, now: datetime, finished_late: bool) -> None:
+        if run_id in self._runs:
+            self._runs[run_id].sla_status = "missed"
         how = "finished after" if finished_late else "not done by"
         detail = f"run {run_id} {how} its SLA deadline {deadline.isoformat()} (late by {now - deadline})"
         failures = send_all(
