@@ -77,6 +77,7 @@ def test_independent_tasks_really_run_in_parallel(settings: Settings, workers: i
 def test_retries_use_exponential_backoff_on_the_injected_clock(settings: Settings) -> None:
     calls: list[int] = []
     retried: list[str] = []
+    succeeded: list[tuple[str, int]] = []
 
     def flaky(ctx) -> StepCounts:
         calls.append(ctx.try_number)
@@ -91,8 +92,9 @@ def test_retries_use_exponential_backoff_on_the_injected_clock(settings: Setting
         retry_delay=timedelta(seconds=10),
         max_retry_delay=timedelta(seconds=25),
         on_retry=lambda ctx, exc: retried.append(str(exc)),
+        on_success=lambda ctx, exc: succeeded.append((ctx.task_id, ctx.try_number)),
     )
-    t >> p.task(lambda ctx: None, task_id="after")
+    t >> p.task(lambda ctx: None, task_id="after", on_success=lambda ctx, exc: succeeded.append(("after", 1)))
     clock = ManualClock(T0 + timedelta(days=1, hours=1))
     s = sched(settings, p, clock=clock)
     t0 = time.perf_counter()
@@ -104,6 +106,7 @@ def test_retries_use_exponential_backoff_on_the_injected_clock(settings: Setting
     assert [r["state"] for r in tries] == ["up_for_retry"] * 3 + ["success"]
     assert [r["retry_delay_s"] for r in tries[:3]] == [10, 20, 25]
     assert retried == ["database is locked"] * 3
+    assert succeeded == [("flaky", 4), ("after", 1)]
     assert s.store.step_counts(RID) == [StepCounts("flaky", 5, 5)]
 
 
@@ -338,3 +341,33 @@ def test_stop_ends_the_long_running_loop(settings: Settings) -> None:
     s = Scheduler(settings, [p], clock=ManualClock(T0 + timedelta(days=1, hours=1)), channels=[])
     report = s.run()
     assert report.finished == {RID: "success"}
+
+
+def test_backfill_resumes_a_run_left_running_by_a_crash(settings: Settings) -> None:
+    calls: dict[str, int] = {}
+
+    def step(ctx) -> None:
+        calls[f"{ctx.task_id}@{ctx.ds}"] = calls.get(f"{ctx.task_id}@{ctx.ds}", 0) + 1
+
+    p = daily()
+    p.task(step, task_id="a") >> p.task(step, task_id="b") >> p.task(step, task_id="c")
+    backfill(settings, p, date(2024, 1, 1), date(2024, 1, 2), channels=[])
+    # what a SIGKILL during b of 2024-01-02 leaves behind: run running, b running, c scheduled
+    rid = run_id_for("p", datetime(2024, 1, 2, tzinfo=UTC))
+    with sched(settings, p).store.transaction() as conn:
+        conn.execute("UPDATE runs SET state = 'running', finished_at = NULL WHERE run_id = ?", (rid,))
+        conn.execute("UPDATE task_instances SET state = 'running' WHERE run_id = ? AND task_id = 'b'", (rid,))
+        conn.execute("UPDATE task_tries SET state = 'running' WHERE run_id = ? AND task_id = 'b'", (rid,))
+        conn.execute("UPDATE task_instances SET state = 'scheduled' WHERE run_id = ? AND task_id = 'c'", (rid,))
+    report = backfill(settings, p, date(2024, 1, 1), date(2024, 1, 2), channels=[])
+    assert report.already_done == 1 and report.finished == {rid: "success"}
+    assert calls == {
+        "a@2024-01-01": 1,
+        "b@2024-01-01": 1,
+        "c@2024-01-01": 1,
+        "a@2024-01-02": 1,
+        "b@2024-01-02": 2,
+        "c@2024-01-02": 2,
+    }
+    s = sched(settings, p)
+    assert [t["state"] for t in s.state.tries(rid, "b")] == ["interrupted", "success"]

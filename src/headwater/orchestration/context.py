@@ -44,6 +44,18 @@ class TaskContext:
     def ds(self) -> str:
         return self.logical_date.strftime("%Y-%m-%d")
 
+    def lake(self) -> Any:
+        """The lake (raw / staging / quarantine Parquet zones) under these settings."""
+        from headwater.storage.lake import Lake
+
+        return Lake(self.settings.lake_dir)
+
+    def warehouse(self, read_only: bool = False) -> Any:
+        """A warehouse handle; close it when done."""
+        from headwater.storage.warehouse import DuckDBWarehouse
+
+        return DuckDBWarehouse(self.settings.warehouse, read_only=read_only)
+
     def record(self, counts: StepCounts) -> None:
         """Account a step's rows in the run store (idempotent per run and step)."""
         self.store.record_step(self.run_id, counts)
