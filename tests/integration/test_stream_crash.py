@@ -24,7 +24,7 @@ import pytest
 
 from headwater.config import Settings
 from headwater.stream.checkpoint import load_checkpoints, totals
-from headwater.stream.config import StreamConfig, log_path
+from headwater.stream.config import StreamConfig, log_path, stream_config
 from headwater.stream.loader import load_file
 from headwater.stream.log import CUSTOMER_ALERTS, CUSTOMER_EVENTS, DEAD_LETTERS, LATE_EVENTS, iter_topic
 from headwater.stream.processor import sqlite_processor
@@ -80,7 +80,7 @@ def test_sigkill_at_random_points_gives_exactly_the_uninterrupted_result(tmp_pat
 
     ref_log = SqliteLog(reference)
     ref_log.open()
-    proc = sqlite_processor(ref_log, StreamConfig(batch_size=1000))
+    proc = sqlite_processor(ref_log, stream_config(settings, batch_size=1000))
     proc.open()
     proc.run(until_idle=True)
     ref_log.close()

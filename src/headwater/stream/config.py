@@ -19,9 +19,9 @@ class RuleConfig:
     risk_window_days: int = 30
     risk_ticket_count: int = 3
     risk_high_count: int = 2
-    large_refund_threshold: Decimal = Decimal("500")
+    large_refund_threshold: Decimal = Decimal("500.00")
     vip_window_days: int = 90
-    vip_spend_threshold: Decimal = Decimal("1000")
+    vip_spend_threshold: Decimal = Decimal("1000.00")
     allowed_lateness_s: int = 3600
 
     def __post_init__(self) -> None:
@@ -67,5 +67,6 @@ def log_path(settings: Settings) -> Path:
 
 def stream_config(settings: Settings, **overrides: object) -> StreamConfig:
     """The processor configuration for ``settings`` (the large-refund threshold comes from there)."""
-    rules = RuleConfig(large_refund_threshold=Decimal(str(settings.large_refund_threshold)))
+    threshold = Decimal(str(settings.large_refund_threshold)).quantize(Decimal("0.01"))
+    rules = RuleConfig(large_refund_threshold=threshold)
     return StreamConfig(rules=rules, **overrides)  # type: ignore[arg-type]

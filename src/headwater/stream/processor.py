@@ -58,6 +58,7 @@ class CommittedBatch:
     events: int
     alerts: list[tuple[Alert, LogRecord]]
     committed_at: float
+    appended_ms: list[int]  # append time of each input record of the batch
 
 
 @dataclass
@@ -88,6 +89,7 @@ class _Batch:
     dead: list[Record] = field(default_factory=list)
     late: list[Record] = field(default_factory=list)
     errors: list[Record] = field(default_factory=list)
+    appended_ms: list[int] = field(default_factory=list)
     events: int = 0
 
 
@@ -188,8 +190,11 @@ class Processor:
                 if want <= 0:
                     continue
             records = self.source.read(self.input_topic, p, cp.offset, want)
+            process = self._process
             for rec in records:
-                self._process(rec, cp)
+                process(rec, cp)
+            if self.on_commit:
+                self._batch.appended_ms.extend(r.appended_ms for r in records)
             if records:
                 cp.offset = records[-1].offset + 1
                 total += len(records)
@@ -235,9 +240,31 @@ class Processor:
                               env.event_id)
             return
         event = Event(env.event_id, env.event_type, key, ts_ms, env.payload)
-        failures: list[Exception] = []
+        try:
+            alerts = handler(event, st, self.rules)  # fast path: no retry machinery unless it fails
+        except Exception as first:
+            result = self._retry(rec, cp, handler, event, st, first)
+            if result is None:
+                return
+            alerts = result
+        st.seen[env.event_id] = ts_ms
+        if ts_ms > st.last_ms:
+            st.last_ms = ts_ms
+        self._dirty.add(key)
+        counts["processed"] += 1
+        if alerts:
+            counts["alerts"] += len(alerts)
+            self._batch.alerts.extend((a, rec) for a in alerts)
+
+    def _retry(self, rec: LogRecord, cp: PartitionCheckpoint, handler: Handler, event: Event,
+               st: CustomerState, first: Exception) -> list[Alert] | None:
+        """After a first failure: retry per the policy; dead-letter (returning None) when it gives up."""
+        failures: list[Exception] = [first]
+        already = [first]  # attempt 1 has happened: hand its outcome to the policy first
 
         def attempt() -> list[Alert]:
+            if already:
+                raise already.pop()
             try:
                 return handler(event, st, self.rules)
             except Exception as exc:
@@ -248,20 +275,12 @@ class Processor:
             alerts, _ = self.retrier.call(attempt)
         except Exception as exc:
             final = exc.__cause__ if isinstance(exc, RetriesExhausted) and exc.__cause__ else exc
-            self._errors(rec, env.event_id, failures, dead=True)
+            self._errors(rec, event.event_id, failures, dead=True)
             self._dead_letter(rec, cp, f"{type(final).__name__}: {final}", type(final).__name__,
-                              len(failures), isinstance(exc, RetriesExhausted), env.event_id)
-            return
-        if failures:
-            self._errors(rec, env.event_id, failures, dead=False)
-        st.seen[env.event_id] = ts_ms
-        if ts_ms > st.last_ms:
-            st.last_ms = ts_ms
-        self._dirty.add(key)
-        counts["processed"] += 1
-        if alerts:
-            counts["alerts"] += len(alerts)
-            self._batch.alerts.extend((a, rec) for a in alerts)
+                              len(failures), isinstance(exc, RetriesExhausted), event.event_id)
+            return None
+        self._errors(rec, event.event_id, failures, dead=False)
+        return alerts
 
     def _state(self, key: int, partition: int) -> CustomerState:
         st = self._cache.get(key)
@@ -338,7 +357,7 @@ class Processor:
         self._last_commit = self.monotonic()
         self._batch = _Batch()
         if self.on_commit:
-            self.on_commit(CommittedBatch(batch.events, batch.alerts, self.clock()))
+            self.on_commit(CommittedBatch(batch.events, batch.alerts, self.clock(), batch.appended_ms))
 
     def _forget_expired(self, partitions: list[int]) -> None:
         """Drop cached customers whose whole state expired (the store dropped them in the same commit)."""

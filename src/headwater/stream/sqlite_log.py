@@ -126,6 +126,7 @@ class SqliteLog:
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if self.synchronous == 'FULL' else 'NORMAL'}")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache: state lookups stay in memory
             for stmt in _SCHEMA:
                 conn.execute(stmt)
         except sqlite3.Error as exc:
@@ -272,6 +273,7 @@ class SqliteLog:
         except BaseException as exc:
             with suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            self._partitions.clear()  # a topic created in this transaction is gone too
             if isinstance(exc, sqlite3.Error):
                 raise translate(exc, action, self.path) from exc
             raise

@@ -1,0 +1,190 @@
+"""Stream benchmark: throughput with checkpoints, cost per event as history grows, and latency.
+
+    .venv/bin/python benchmarks/stream/bench_stream.py [--events 1000000] [--customers 5000]
+        [--rate 5000] [--seconds 20] [--out results.json]
+
+1. Throughput: N seeded events are loaded into a fresh SQLite log, then the real processor (Pydantic
+   validation, rules, keyed state, one transaction per 1000-event checkpoint) consumes them; the time
+   of every 10% slice gives the cost per event as the history grows.
+2. Naive reference, same events, same run: JSON parse + the same validation, then an in-memory list
+   of *all* tickets per customer rescanned on every event, no state store, no checkpoints.
+3. Latency: a producer *process* appends at a steady offered rate (batches every 10 ms) while the
+   processor runs with small checkpoints; latency = checkpoint commit time - append time of each
+   event (its effects, alerts included, become visible at the commit), reported p50/p95/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from headwater.stream.config import StreamConfig
+from headwater.stream.events import InvalidEvent, parse_event
+from headwater.stream.loader import load_file
+from headwater.stream.processor import CommittedBatch, sqlite_processor
+from headwater.stream.sqlite_log import SqliteLog
+from headwater.stream.synthetic import generate_events, write_jsonl
+
+SLICES = 10
+DAY_MS = 86_400_000
+
+
+def throughput(path: Path, events: int, config: StreamConfig) -> dict:
+    log = SqliteLog(path)
+    log.open()
+    proc = sqlite_processor(log, config)
+    proc.open()
+    per_slice = []
+    step = events // SLICES
+    t_all = time.perf_counter()
+    for _ in range(SLICES):
+        t = time.perf_counter()
+        proc.run(until_idle=True, max_events=step)
+        per_slice.append((time.perf_counter() - t) / step * 1e6)
+    elapsed = time.perf_counter() - t_all
+    counts = proc.counts()
+    state_items = proc.cached_state_items()
+    log.close()
+    return {"events": counts["in"], "seconds": elapsed, "events_per_s": counts["in"] / elapsed,
+            "us_per_event_by_slice": per_slice, "counts": counts, "checkpoints": proc.commits,
+            "state_items_in_memory_at_end": state_items}
+
+
+def naive(lines: list[str]) -> dict:
+    """The case's processor done naively: every ticket ever seen, rescanned on every event."""
+    tickets: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+    alerted: dict[int, bool] = {}
+    alerts = 0
+    per_slice = []
+    step = len(lines) // SLICES
+    t_all = time.perf_counter()
+    for s in range(SLICES):
+        t = time.perf_counter()
+        for line in lines[s * step:(s + 1) * step]:
+            try:
+                ev = parse_event(line)
+            except InvalidEvent:
+                continue
+            ts = int(ev.timestamp.timestamp() * 1000)
+            hist = tickets[ev.customer_id]
+            if ev.event_type == "ticket_created":
+                hist.append((ts, ev.payload.priority == "high"))  # type: ignore[union-attr]
+            elif ev.event_type == "refund_issued" and ev.payload.amount > 500:  # type: ignore[union-attr]
+                alerts += 1
+            recent = [h for t_, h in hist if ts - 30 * DAY_MS < t_ <= ts]  # the rescan
+            at_risk = len(recent) >= 3 or sum(recent) >= 2
+            if at_risk and not alerted.get(ev.customer_id):
+                alerts += 1
+            alerted[ev.customer_id] = at_risk
+        per_slice.append((time.perf_counter() - t) / step * 1e6)
+    elapsed = time.perf_counter() - t_all
+    return {"events": len(lines), "seconds": elapsed, "events_per_s": len(lines) / elapsed,
+            "us_per_event_by_slice": per_slice, "alerts": alerts,
+            "tickets_held_at_end": sum(len(v) for v in tickets.values())}
+
+
+PRODUCER = r"""
+import sys, time, json
+from headwater.stream.sqlite_log import SqliteLog
+from headwater.stream.loader import to_record
+path, rate, seconds, lines_file = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+lines = open(lines_file).read().splitlines()
+log = SqliteLog(path); log.open()
+tick = 0.01; per_tick = rate * tick; sent = 0; start = time.monotonic(); i = 0
+while time.monotonic() - start < seconds:
+    due = int((time.monotonic() - start) * rate)
+    n = due - sent
+    if n > 0:
+        with log.transaction() as tx:
+            tx.append("customer_events", [to_record(l) for l in lines[i:i + n]])
+        i += n; sent += n
+    time.sleep(tick)
+print(sent)
+"""
+
+
+def latency(tmp: Path, lines: list[str], rate: float, seconds: float) -> dict:
+    path = tmp / "latency.sqlite"
+    lines_file = write_jsonl(tmp / "latency.jsonl", lines[: int(rate * seconds * 1.2)])
+    log = SqliteLog(path)
+    log.open()
+    log.partitions("customer_events")
+    config = StreamConfig(batch_size=1000, checkpoint_interval_s=0.01)
+    lat: list[float] = []
+    alert_lat: list[float] = []
+
+    def on_commit(b: CommittedBatch) -> None:
+        now_ms = b.committed_at * 1000
+        lat.extend(now_ms - ms for ms in b.appended_ms)
+        alert_lat.extend(now_ms - rec.appended_ms for _, rec in b.alerts)
+
+    proc = sqlite_processor(log, config, on_commit=on_commit)
+    proc.open()
+    producer = subprocess.Popen([sys.executable, "-c", PRODUCER, str(path), str(rate), str(seconds),
+                                 str(lines_file)], stdout=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    proc.run(until_idle=False, should_stop=lambda: producer.poll() is not None and proc.lag() == 0,
+             poll_interval_s=0.002)
+    elapsed = time.monotonic() - t0
+    sent = int(producer.communicate()[0].strip() or 0)
+    log.close()
+    warm = [x for x in lat[int(len(lat) * 0.05):]]  # skip the first 5% (start-up)
+    return {"offered_rate": rate, "sent": sent, "processed": len(lat), "seconds": elapsed,
+            "p50_ms": float(np.percentile(warm, 50)), "p95_ms": float(np.percentile(warm, 95)),
+            "p99_ms": float(np.percentile(warm, 99)), "max_ms": float(np.max(warm)),
+            "alerts": len(alert_lat),
+            "alert_p50_ms": float(np.percentile(alert_lat, 50)) if alert_lat else None,
+            "alert_p99_ms": float(np.percentile(alert_lat, 99)) if alert_lat else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--customers", type=int, default=5000)
+    ap.add_argument("--rate", type=float, default=5000)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--batch-size", type=int, default=1000)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--skip", choices=["naive", "latency", "throughput"], action="append", default=[])
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="hw-stream-bench-"))
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()}
+    result: dict = {"machine": machine, "args": {k: str(v) for k, v in vars(args).items()}}
+    t = time.perf_counter()
+    lines = generate_events(args.events, seed=42, customers=args.customers, bad_rate=0.01,
+                            out_of_order_rate=0.01, late_rate=0.001, lateness_s=3600)
+    result["generate_s"] = time.perf_counter() - t
+    if "throughput" not in args.skip:
+        path = tmp / "log.sqlite"
+        log = SqliteLog(path)
+        log.open()
+        t = time.perf_counter()
+        load_file(log, write_jsonl(tmp / "events.jsonl", lines), chunk=20_000)
+        result["load_events_per_s"] = args.events / (time.perf_counter() - t)
+        log.close()
+        result["processor"] = throughput(path, args.events, StreamConfig(batch_size=args.batch_size))
+        print("processor", json.dumps(result["processor"]), flush=True)
+    if "naive" not in args.skip:
+        result["naive"] = naive(lines)
+        print("naive", json.dumps(result["naive"]), flush=True)
+    if "latency" not in args.skip:
+        result["latency"] = latency(tmp, lines, args.rate, args.seconds)
+        print("latency", json.dumps(result["latency"]), flush=True)
+    result["machine"]["loadavg_at_end"] = os.getloadavg()
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
