@@ -254,6 +254,24 @@ def pipelines_cmd(
     console.print(table)
 
 
+def airflow_export_cmd(
+    pipeline: str = typer.Argument(..., help="Pipeline id."),
+    out: Path = typer.Option(None, "--out", help="Write the DAG file here (default: print it)."),
+    files: list[Path] = _FILES,
+) -> None:
+    """Render PIPELINE as an Airflow DAG file that runs the same tasks."""
+    from headwater.orchestration.airflow_export import render_airflow_dag
+    from headwater.orchestration.registry import get_pipeline
+
+    source = render_airflow_dag(get_pipeline(pipeline, files or ()), tuple(str(f.resolve()) for f in files or ()))
+    if out is None:
+        typer.echo(source, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(source, encoding="utf-8")
+    console.print(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
     """Mount the orchestration commands on the main ``headwater`` app."""
     app.command("scheduler")(scheduler_cmd)
@@ -261,3 +279,4 @@ def register(app: typer.Typer) -> None:
     app.command("runs")(runs_cmd)
     app.command("run-show")(run_show_cmd)
     app.command("pipelines")(pipelines_cmd)
+    app.command("airflow-export")(airflow_export_cmd)
