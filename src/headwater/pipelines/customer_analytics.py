@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from headwater.config import Settings
-from headwater.errors import DataError, SourceError
+from headwater.errors import SourceError
 from headwater.orchestration import (
     LandingFlagSensor,
     NotifyDownstream,
@@ -130,16 +130,16 @@ def reconciliation_checks(settings: Settings, day: date, store: RunStore, run_id
 
 
 def validate_output_quality(ctx: TaskContext) -> dict[str, Any]:
-    """Reconcile the day's outputs with the source; any failed check fails the run (permanently)."""
+    """Reconcile the day's outputs with the source, then the quality layer's contracts, exact revenue
+    reconciliation, monitors and score (:func:`headwater.quality.validate.validate_day`); any failed
+    output check fails the run (permanently), monitors alert without failing it."""
+    from headwater.quality.monitors import Check
+    from headwater.quality.validate import validate_day
+
     checks = reconciliation_checks(ctx.settings, ctx.day, ctx.store, ctx.run_id)
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        raise DataError(
-            "output checks failed for " + ctx.ds + ": " + "; ".join(f"{c.name} ({c.detail})" for c in failed),
-            partition=ctx.ds,
-            rule=",".join(c.name for c in failed),
-        )
-    return {"checks_passed": len(checks)}
+    extra = [Check(f"dag:{c.name}", "consistency", "ok" if c.passed else "critical", detail=c.detail) for c in checks]
+    outcome = validate_day(ctx.settings, ctx.store, ctx.day, ctx.run_id, extra_checks=extra)
+    return {"checks_passed": len(outcome.checks), "quality_score": outcome.score, "quality_level": outcome.level}
 
 
 def feature_store_task(ctx: TaskContext) -> StepCounts:

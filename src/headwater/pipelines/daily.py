@@ -211,6 +211,14 @@ def load_warehouse(settings: Settings, day: date, run_id: str, store: RunStore) 
     return StepCounts("load_warehouse", rows_in=metrics.num_rows, rows_out=loaded["customer_metrics"])
 
 
+def validate_quality(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
+    """Output checks, batch monitors and the quality score of D (see :mod:`headwater.quality.validate`)."""
+    from headwater.quality.validate import validate_day
+
+    outcome = validate_day(settings, store, day, run_id)
+    return StepCounts("validate_quality", rows_in=len(outcome.checks), rows_out=len(outcome.checks))
+
+
 Step = Callable[[Settings, date, str, RunStore], StepCounts]
 
 STEPS: tuple[Step, ...] = (
@@ -220,6 +228,7 @@ STEPS: tuple[Step, ...] = (
     compute_order_metrics,
     enrich_customer_metrics,
     load_warehouse,
+    validate_quality,
 )
 
 

@@ -186,20 +186,30 @@ def record_metrics(store: RunStore, run_id: str, day: str, dataset: str, metrics
         )
 
 
-def metric_history(store: RunStore, dataset: str, metric: str, before_day: str, limit: int) -> list[float]:
-    """The metric's latest value per logical date strictly before ``before_day`` (newest first)."""
+def metric_history(
+    store: RunStore, dataset: str, metric: str, before_day: str, limit: int
+) -> list[tuple[str, float]]:
+    """(logical date, value) of the metric's latest value per date strictly before ``before_day``, newest first."""
     rows = store.query(
         "SELECT logical_date, value FROM quality_metrics WHERE dataset = ? AND metric = ? AND logical_date < ?"
         " AND value IS NOT NULL ORDER BY logical_date DESC, recorded_at DESC",
         (dataset, metric, before_day),
     )
-    out: list[float] = []
+    out: list[tuple[str, float]] = []
     seen: set[str] = set()
     for r in rows:
         if r["logical_date"] in seen:
             continue
         seen.add(r["logical_date"])
-        out.append(float(r["value"]))
+        out.append((r["logical_date"], float(r["value"])))
         if len(out) >= limit:
             break
     return out
+
+
+def metrics_of_day(store: RunStore, day: str) -> dict[tuple[str, str], float | None]:
+    """The latest value of every metric recorded for ``day``: (dataset, metric) -> value."""
+    rows = store.query(
+        "SELECT dataset, metric, value FROM quality_metrics WHERE logical_date = ? ORDER BY recorded_at", (day,)
+    )
+    return {(r["dataset"], r["metric"]): r["value"] for r in rows}
