@@ -41,12 +41,29 @@ def _context(pipeline: str, task: str, files: list[str], af: dict[str, Any], sto
     )
 
 
+def _ensure_run(store: RunStore, ctx: TaskContext) -> None:
+    """A run row for Airflow's run id (row counts reference it); Airflow owns its state, so ours
+    says ``external``."""
+    from headwater.orchestration.state import iso
+
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO runs (run_id, pipeline_id, logical_date, interval_start, interval_end, state, trigger, "
+            "started_at) VALUES (?, ?, ?, ?, ?, 'external', 'airflow', ?) ON CONFLICT (run_id) DO NOTHING",
+            (
+                ctx.run_id, ctx.pipeline_id, iso(ctx.logical_date), iso(ctx.data_interval_start),
+                iso(ctx.data_interval_end), iso(ctx.data_interval_start),
+            ),
+        )
+
+
 def _call(pipeline: str, task: str, files: list[str], af: dict[str, Any]) -> Any:
     p = get_pipeline(pipeline, [Path(f) for f in files])
     settings = load_settings()
     store = RunStore(settings.run_store)
     try:
         ctx = _context(pipeline, task, files, af, store)
+        _ensure_run(store, ctx)
         try:
             result = p.tasks[task].execute(ctx)
         except Exception as exc:
