@@ -286,7 +286,7 @@ class Processor:
         st = self._cache.get(key)
         if st is None:
             raw = self.state.get(key)
-            st = CustomerState.from_json(raw) if raw is not None else CustomerState(partition)
+            st = CustomerState.decode(raw) if raw is not None else CustomerState(partition)
             self._cache[key] = st
         return st
 
@@ -332,9 +332,10 @@ class Processor:
         items = []
         for key in self._dirty:
             st = self._cache[key]
-            items.append(StateItem(key, st.partition, st.to_json(), expires_ms(st, rules)))
-        sweep = [p for p, cp in self.checkpoints.items()
-                 if cp.watermark_ms - self._swept_wm.get(p, cp.watermark_ms) >= SWEEP_EVERY_MS]
+            items.append(StateItem(key, st.partition, st.encode(), expires_ms(st, rules)))
+        due = any(cp.watermark_ms - self._swept_wm.get(p, cp.watermark_ms) >= SWEEP_EVERY_MS
+                  for p, cp in self.checkpoints.items())
+        sweep = list(self.checkpoints) if due else []
         with self.sink.transaction() as tx:
             if batch.alerts:
                 tx.append(CUSTOMER_ALERTS, [Record(str(a.customer_id), a.model_dump_json())
