@@ -1,0 +1,149 @@
+"""Where Headwater's daily step spends its time, on a world prepared by ``run.py``.
+
+    .venv/bin/python benchmarks/batch/profile_step.py --orders 1000000
+
+Prints, for the last day D of the world: the cProfile top of a full recompute (compute + enrich +
+load, in this fresh process), then each transform's SQL under DuckDB ``EXPLAIN ANALYZE`` with the
+inputs the pipeline binds, and two what-ifs on the order-state transform (timestamptz -> DATE
+casts done by epoch arithmetic instead of ICU; partition-pruned reading without the date filter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import re
+import shutil
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ICU_DATE = "CAST(order_ts AS DATE)"
+EPOCH_DATE = "(DATE '1970-01-01' + CAST(epoch_us(order_ts) // 86400000000 AS INTEGER))"
+
+
+def _best(fn, repeats: int = 3) -> float:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return min(out)
+
+
+def _operators(plan: str, top: int = 8) -> str:
+    """The slowest operators of an EXPLAIN ANALYZE tree (name, rows, time), one a line."""
+    boxes = re.findall(r"─ ([A-Z][A-Za-z_ ]+?) ─.*?([\d,]+) rows\s+│?\s*([\d.]+)(µs|ms|s)\b", plan, re.S)
+    scale = {"µs": 1e-6, "ms": 1e-3, "s": 1.0}
+    rows = sorted(((float(t) * scale[u], n.strip(), r) for n, r, t, u in boxes), reverse=True)[:top]
+    total = re.search(r"Total Time:\s*([\d.]+)(µs|ms|s)", plan)
+    head = f"    total {total.group(1)}{total.group(2)}" if total else ""
+    return "\n".join([head] + [f"    {secs * 1000:9.1f} ms  {name:<22} {nrows:>12} rows" for secs, name, nrows in rows])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orders", type=int, default=1_000_000)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1))
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--data-dir", type=Path, default=HERE.parent / ".data")
+    args = ap.parse_args()
+
+    from world import prepare
+
+    world = prepare(args.data_dir.resolve(), args.orders, args.days, args.start, args.seed)
+    settings, day = world.settings, world.last_day
+
+    from headwater.batch.engine import DuckDBEngine, ParquetInput, transform_sql
+    from headwater.domain.schemas import RAW_SCHEMAS
+    from headwater.orchestration.run_store import RunStore
+    from headwater.pipelines import daily
+    from headwater.storage.lake import Lake
+
+    lake = Lake(settings.lake_dir)
+    store = RunStore(settings.run_store)
+    shutil.rmtree(lake.partition_dir("staging", daily.ORDER_STATE, day - timedelta(1)), ignore_errors=True)
+    steps = (daily.compute_order_metrics, daily.enrich_customer_metrics, daily.load_warehouse)
+    prof = cProfile.Profile()
+    print(f"== full recompute of {day} in a fresh process (cProfile on)")
+    for step in steps:
+        t0 = time.perf_counter()
+        prof.runcall(step, settings, day, "profile", store)
+        print(f"  {step.__name__:<26} {time.perf_counter() - t0:7.2f} s")
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(12)
+    print("\n".join(line for line in buf.getvalue().splitlines()[6:] if line.strip()))
+
+    print("\n== the same steps again in this (now warm) process, no profiler")
+    shutil.rmtree(lake.partition_dir("staging", daily.ORDER_STATE, day - timedelta(1)), ignore_errors=True)
+    for step in steps:
+        t0 = time.perf_counter()
+        step(settings, day, "profile", store)
+        print(f"  {step.__name__:<26} {time.perf_counter() - t0:7.2f} s")
+
+    orders_all = ParquetInput(tuple(lake.files("raw", "orders", end=day)), RAW_SCHEMAS["orders"])
+    state_schema = daily.ORDER_STATE_SCHEMA
+    state_input = ParquetInput(tuple(lake.files("staging", daily.ORDER_STATE, day, day)), state_schema)
+    _, end = daily.data_interval(day)
+    cases = {
+        "customer_order_state (full)": (
+            daily.ORDER_STATE,
+            {"previous": state_schema.empty_table(), "orders": orders_all},
+            {"as_of": day},
+        ),
+        "customer_metrics (enrich)": (
+            daily.CUSTOMER_METRICS,
+            {
+                "order_state": state_input,
+                "tickets": ParquetInput(
+                    tuple(lake.files("raw", "support_tickets", end=day)), RAW_SCHEMAS["support_tickets"]
+                ),
+                "marketing": ParquetInput(
+                    tuple(lake.files("raw", "marketing_events", day - timedelta(daily.MARKETING_LOOKBACK_DAYS), day)),
+                    RAW_SCHEMAS["marketing_events"],
+                ),
+            },
+            {"as_of": day, "interval_end": end},
+        ),
+    }
+    engine = DuckDBEngine()
+    for label, (name, inputs, params) in cases.items():
+        print(f"\n== EXPLAIN ANALYZE {label}: {len(orders_all.files)} order files")
+        for input_name, data in inputs.items():
+            t0 = time.perf_counter()
+            engine._bind(input_name, data)
+            print(f"  bind {input_name:<12} {time.perf_counter() - t0:6.3f} s")
+        sql = transform_sql(name)
+        t_query = _best(lambda sql=sql, p=params: engine.con.sql(sql, params=p).to_arrow_table())
+        print(f"  query best of 3: {t_query:.3f} s")
+        plan = engine.con.sql("EXPLAIN ANALYZE " + sql, params=params).fetchall()[0][1]
+        print(_operators(plan))
+        if name == daily.ORDER_STATE:
+            fast = sql.replace(ICU_DATE, EPOCH_DATE)
+            t_fast = _best(lambda fast=fast, p=params: engine.con.sql(fast, params=p).to_arrow_table())
+            same = (
+                engine.con.sql(fast, params=params)
+                .to_arrow_table()
+                .equals(engine.con.sql(sql, params=params).to_arrow_table())
+            )
+            print(f"  what-if: {ICU_DATE} -> epoch arithmetic: {t_fast:.3f} s (identical result: {same})")
+            t_cast = _best(lambda: engine.con.sql("SELECT max(CAST(order_ts AS DATE)) FROM orders").fetchall())
+            t_epoch = _best(lambda: engine.con.sql(f"SELECT max({EPOCH_DATE}) FROM orders").fetchall())  # noqa: S608
+            print(
+                f"  one ICU timestamptz->DATE cast over all orders: {t_cast:.3f} s; epoch arithmetic: {t_epoch:.3f} s"
+            )
+    engine.close()
+    t0 = time.perf_counter()
+    state_schema.empty_table()
+    print(
+        f"\n(pyarrow Schema.empty_table() in this process, pandas already imported: {time.perf_counter() - t0:.4f} s)"
+    )
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
