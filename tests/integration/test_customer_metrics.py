@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from headwater.pipelines import daily
 from headwater.pipelines.daily import run_range
 from headwater.storage.warehouse import DuckDBWarehouse
 
@@ -115,7 +116,11 @@ def test_ticket_windows_edges(world, settings, store):
     world.ticket("2024-01-02", "T2", 1, "2024-01-02T00:00:00Z", "high", resolved_at="2024-01-02T02:00:00Z")
     world.customer(2).order(2, "2024-01-31 10:00:00", 5)  # the source has reached the end of the range
     world.write("2024-01-01", "2024-01-31")
-    run_range(settings, date(2024, 1, 1), date(2024, 1, 31), store)
+    for day in range(1, 32):  # ingest every day; compute only D (a full recompute, no state of D-1)
+        for step in (daily.extract_orders, daily.ingest_support_tickets, daily.ingest_marketing_events):
+            step(settings, date(2024, 1, day), "t", store)
+    for step in (daily.compute_order_metrics, daily.enrich_customer_metrics, daily.load_warehouse):
+        step(settings, date(2024, 1, 31), "t", store)
     d31 = snapshot(settings, "2024-01-31")[1]
     assert d31["tickets_30d"] == 1  # T2 (first second of D-29) in; T1 (last second of D-30) out
     assert d31["high_priority_tickets_30d"] == 1
@@ -125,9 +130,10 @@ def test_ticket_windows_edges(world, settings, store):
 
 def test_churn_risk_rises_with_recency(world, settings, store):
     world.customer(1).order(1, "2024-01-01 10:00:00", 5).order(1, "2024-01-02 10:00:00", 5)
-    world.customer(2).order(2, "2024-01-20 10:00:00", 5)  # the source has reached the end of the range
-    world.write("2024-01-01", "2024-01-20")
-    run_range(settings, date(2024, 1, 1), date(2024, 1, 20), store)
-    risks = [snapshot(settings, f"2024-01-{d:02d}")[1]["churn_risk"] for d in range(2, 21)]
-    assert risks == sorted(risks) and risks[0] < 0.1 and risks[-1] > 0.9
-    assert snapshot(settings, "2024-01-20")[1]["churn_risk_level"] == "high"
+    world.customer(2).order(2, "2024-01-08 10:00:00", 5)  # the source has reached the end of the range
+    world.write("2024-01-01", "2024-01-08")
+    run_range(settings, date(2024, 1, 1), date(2024, 1, 8), store)
+    # expected gap 1 day: r = days since last order; risk = logistic(1.5 (r - 2))
+    risks = [snapshot(settings, f"2024-01-{d:02d}")[1]["churn_risk"] for d in range(2, 9)]
+    assert risks == sorted(risks) and risks[0] < 0.06 and risks[-1] > 0.99
+    assert [snapshot(settings, f"2024-01-0{d}")[1]["churn_risk_level"] for d in (2, 4, 5)] == ["low", "medium", "high"]
