@@ -140,9 +140,11 @@ def run_pipeline_range(
     store: RunStore | None = None,
     params: dict[str, Any] | None = None,
     channels: list[AlertChannel] | None = None,
+    rerun: bool = False,
 ) -> SchedulerReport:
     """Run ``pipeline`` for ``start..end`` through the scheduler with catchup, replaying time as if
-    it were just after the last interval ended (the demo's synthetic world lives in the past)."""
+    it were just after the last interval ended (the demo's synthetic world lives in the past).
+    ``rerun`` re-runs intervals that already have runs (otherwise they are kept, as in catchup)."""
     ranged = pipeline.with_dates(start, end)
     intervals = plan_intervals(ranged, start, end)
     as_of = intervals[-1][1]
@@ -151,6 +153,13 @@ def run_pipeline_range(
         on_run_finished=progress, params=params, channels=channels,
     )
     try:
+        if rerun:  # e.g. the world was regenerated: earlier runs of these dates are obsolete
+            existing = {r["run_id"] for r in sched.store.query(
+                "SELECT run_id FROM runs WHERE pipeline_id = ?", (pipeline.pipeline_id,))}
+            for s, _ in intervals:
+                rid = run_id_for(pipeline.pipeline_id, s)
+                if rid in existing:
+                    sched.state.requeue_run(rid, sched.clock.now(), None)
         return sched.run(once=True, as_of=as_of)
     finally:
         sched.close()
