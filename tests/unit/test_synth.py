@@ -473,3 +473,21 @@ def test_event_log_bytes_do_not_depend_on_the_render_chunk_size() -> None:
     whole = render(10**9)
     assert len(whole.splitlines()) == len(events) > 100
     assert render(7) == whole
+
+
+def test_manifest_locations_point_at_the_bad_lines(dirty) -> None:
+    settings, manifest = dirty
+    for dataset in ("support_tickets", "marketing_events"):
+        for kind, entry in manifest.bad_records[dataset].items():
+            assert len(entry.lines) == len(entry.ids) == entry.count > 0, kind
+            for record_id, where in zip(entry.ids, entry.lines, strict=True):
+                path, line_no = where.rsplit(":", 1)
+                line = (settings.landing_dir / dataset / path).read_bytes().splitlines()[int(line_no) - 1]
+                assert record_id.encode() in line.replace(b"\xff", b""), (kind, where)
+                if kind in ("invalid_utf8", "malformed_json"):
+                    with pytest.raises(ValueError):
+                        json.loads(line.decode("utf-8"))
+    lines = settings.events_file.read_bytes().splitlines()
+    for kind, entry in manifest.bad_records["customer_events"].items():
+        for record_id, line_no in zip(entry.ids, entry.lines, strict=True):
+            assert lines[line_no - 1].startswith(b'{"event_id": "' + record_id.encode()), kind

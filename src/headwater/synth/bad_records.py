@@ -25,10 +25,19 @@ class BadRecordLog:
     def __init__(self) -> None:
         self._kinds: dict[str, dict[str, BadRecordKind]] = {}
 
-    def record(self, dataset: str, kind: str, count: int, ids: pa.Array | np.ndarray | Sequence[Any]) -> None:
+    def record(
+        self,
+        dataset: str,
+        kind: str,
+        count: int,
+        ids: pa.Array | np.ndarray | Sequence[Any],
+        lines: Sequence[Any] = (),
+    ) -> None:
         listed = ids[:MAX_LISTED_IDS]
         listed = listed.to_pylist() if isinstance(listed, pa.Array) else np.asarray(listed).tolist()
-        self._kinds.setdefault(dataset, {})[kind] = BadRecordKind(count=int(count), ids=listed)
+        self._kinds.setdefault(dataset, {})[kind] = BadRecordKind(
+            count=int(count), ids=listed, lines=list(lines[:MAX_LISTED_IDS])
+        )
 
     def as_dict(self) -> dict[str, dict[str, BadRecordKind]]:
         return {ds: dict(sorted(kinds.items())) for ds, kinds in sorted(self._kinds.items())}
@@ -102,14 +111,21 @@ def corrupt_utf8(lines: pa.Array, rows: np.ndarray, at: int) -> pa.Array:
 
 def insert_copies(
     rng: np.random.Generator, lines: pa.Array, day: np.ndarray, rows: np.ndarray
-) -> tuple[pa.Array, np.ndarray]:
-    """Add a copy of each line in ``rows`` a little later in the same day's file."""
-    if len(rows) == 0:
-        return lines, day
+) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+    """Add a copy of each line in ``rows`` a little later in the same day's file.
+
+    Returns the new lines and their days, plus the final position of every original line and of
+    every copy, so the ledger can say where each bad line ended up.
+    """
     n = len(lines)
     day_last = np.searchsorted(day, day[rows], side="right") - 1
     target = np.minimum(rows + rng.integers(1, 50, len(rows)), day_last)
     source = np.concatenate([np.arange(n), rows])
     key = np.concatenate([np.arange(n) * 2, target * 2 + 1])
-    order = source[np.argsort(key, kind="stable")]
-    return lines.take(pa.array(order)), day[order]
+    perm = np.argsort(key, kind="stable")
+    position = np.empty_like(perm)
+    position[perm] = np.arange(len(perm))
+    order = source[perm]
+    if len(rows):
+        lines = lines.take(pa.array(order))
+    return lines, day[order], position[:n], position[n:]

@@ -118,7 +118,8 @@ def event_lines(
         eligible={"negative_refund_amount": events.event_type == REFUND},
     )
     for kind, rows in bad.items():
-        log.record(CUSTOMER_EVENTS, kind, len(rows), text.padded_ids("E", rows[:MAX_LISTED_IDS] + 1, 9))
+        first = rows[:MAX_LISTED_IDS] + 1
+        log.record(CUSTOMER_EVENTS, kind, len(rows), text.padded_ids("E", first, 9), first.tolist())
     masks = {kind: mask_of(n, rows) for kind, rows in bad.items()}
     missing = bad["missing_required_field"]
     omit = {key: mask_of(n, missing[k :: len(MISSING_FIELDS)]) for k, key in enumerate(MISSING_FIELDS)}

@@ -23,7 +23,7 @@ from headwater.synth.bad_records import (
     truncate,
 )
 from headwater.synth.marketing import MarketingEvents
-from headwater.synth.spec import DAY_S, WorldSpec, rng_for
+from headwater.synth.spec import DAY_S, MAX_LISTED_IDS, WorldSpec, rng_for
 from headwater.synth.tickets import Tickets
 
 SUPPORT_TICKETS = "support_tickets"
@@ -84,11 +84,10 @@ def ticket_lines(tickets: Tickets, spec: WorldSpec, log: BadRecordLog) -> tuple[
     )
     lines = truncate(lines, bad["malformed_json"])
     lines = corrupt_utf8(lines, bad["invalid_utf8"], at=len('{"ticket_id": "T'))
-    lines, day = insert_copies(
+    lines, day, position, copy_position = insert_copies(
         rng, text.as_lines(lines), tickets.created_s // DAY_S, bad["duplicate_ticket_id"]
     )
-    for kind, rows in bad.items():
-        log.record(SUPPORT_TICKETS, kind, len(rows), ids.take(pa.array(rows)))
+    _record(log, SUPPORT_TICKETS, bad, ids, day, position, {"duplicate_ticket_id": copy_position})
     return lines, day
 
 
@@ -118,10 +117,30 @@ def marketing_lines(
     )
     lines = truncate(lines, bad["malformed_json"])
     lines = corrupt_utf8(lines, bad["invalid_utf8"], at=len('{"event_id": "M'))
-    lines, day = insert_copies(rng, text.as_lines(lines), events.event_s // DAY_S, bad["duplicate_event_id"])
-    for kind, rows in bad.items():
-        log.record(MARKETING_EVENTS, kind, len(rows), ids.take(pa.array(rows)))
+    lines, day, position, copy_position = insert_copies(
+        rng, text.as_lines(lines), events.event_s // DAY_S, bad["duplicate_event_id"]
+    )
+    _record(log, MARKETING_EVENTS, bad, ids, day, position, {"duplicate_event_id": copy_position})
     return lines, day
+
+
+def _record(
+    log: BadRecordLog,
+    dataset: str,
+    bad: dict[str, np.ndarray],
+    ids: pa.Array,
+    day: np.ndarray,
+    position: np.ndarray,
+    copy_position: dict[str, np.ndarray],
+) -> None:
+    """Log each kind with its ids and ``date=.../part-0000.jsonl:LINE`` locations (first ones only)."""
+    for kind, rows in bad.items():
+        rows = rows[:MAX_LISTED_IDS]
+        at = copy_position[kind][:MAX_LISTED_IDS] if kind in copy_position else position[rows]
+        first_of_day = np.searchsorted(day, day[at], side="left")
+        names = text.dates(day[at] * DAY_S).to_pylist()
+        where = [f"date={d}/{PART_FILE}:{p - f + 1}" for d, p, f in zip(names, at, first_of_day, strict=True)]
+        log.record(dataset, kind, len(bad[kind]), ids.take(pa.array(rows)), where)
 
 
 def write_daily_drops(

@@ -84,10 +84,16 @@ def rng_for(spec: WorldSpec, stream: str) -> np.random.Generator:
 
 @dataclass(frozen=True)
 class BadRecordKind:
-    """Exact number of bad records of one kind, and the first ids (record ids, not line numbers)."""
+    """Exact number of bad records of one kind, with the first ids and where those lines are.
+
+    ``lines`` (same order as ``ids``) is ``date=YYYY-MM-DD/part-0000.jsonl:N`` for landing drops
+    (for a duplicate, the copy's line) and the 1-based line number for the event log; empty for
+    the orders table, whose ``ids`` are order ids.
+    """
 
     count: int
     ids: list[Any] = field(default_factory=list)
+    lines: list[Any] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
