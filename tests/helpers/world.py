@@ -93,6 +93,7 @@ class TinyWorld:
             "CREATE TABLE orders (order_id INTEGER PRIMARY KEY, customer_id INTEGER, order_ts TEXT,"
             " total_amount NUMERIC, status TEXT, updated_at TEXT);"
             "CREATE INDEX orders_by_ts ON orders (order_ts);"
+            "CREATE INDEX orders_by_updated_at ON orders (updated_at);"
         )
         con.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?)", self.customers)
         con.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)", self.orders)
