@@ -110,6 +110,10 @@ def test_cli_end_to_end(home, tmp_path):
     assert r.exit_code == 0 and "appended 1 record(s)" in r.output
     r = runner.invoke(app, ["stream", "replay", "--from-beginning", *h])
     assert r.exit_code == 0 and "replay matches live" in r.output
+    r = runner.invoke(app, ["events", "retention", "customer_events_dlq", "--max-records", "2", *h])
+    assert r.exit_code == 0 and "deleted" in r.output
+    r = runner.invoke(app, ["dlq", "list", "--json", *h])
+    assert len(r.output.splitlines()) <= 2 * 4  # at most 2 per partition are retained
     r = runner.invoke(app, ["stream", "status", "--json", *h])
     assert json.loads(r.output)["conserved"] is True
     log = open_log(home)

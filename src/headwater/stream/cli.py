@@ -118,6 +118,27 @@ def topics(home: Path | None = HOME) -> None:
         log.close()
 
 
+@events_app.command("retention")
+def retention(topic: str = typer.Argument(..., help="Topic whose retention to set."),
+              max_age_hours: float | None = typer.Option(None, help="Delete records appended longer ago."),
+              max_records: int | None = typer.Option(None, help="Keep at most this many per partition."),
+              home: Path | None = HOME) -> None:
+    """Set a topic's retention (age and/or size) and enforce every topic's retention now."""
+    validate_topic_name(topic)
+    if max_age_hours is None and max_records is None:
+        raise ConfigError("give --max-age-hours and/or --max-records")
+    if (max_age_hours is not None and max_age_hours <= 0) or (max_records is not None and max_records < 1):
+        raise ConfigError("retention limits must be positive")
+    log = open_log(load_settings(home=home))
+    try:
+        log.create_topic(topic, retention_ms=None if max_age_hours is None else int(max_age_hours * 3_600_000),
+                         retention_records=max_records)
+        deleted = log.enforce_retention()
+    finally:
+        log.close()
+    console.print(f"retention of {topic} set; {deleted} record(s) deleted")
+
+
 @events_app.command("serve")
 def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
         home: Path | None = HOME) -> None:
