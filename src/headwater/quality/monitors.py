@@ -4,17 +4,24 @@ Every monitor returns :class:`Check` results (``ok``, ``warn``, ``critical``; ``
 history is too short to judge; ``skipped`` when there is too little data). Nothing here is a
 hard-coded range: expected values are learnt from the metric history in the run store.
 
-- **volume** (rows in, per dataset): median and MAD of the last comparable days (the same weekday
-  when at least ``MIN_SAME_WEEKDAY`` of them exist in the last ``VOLUME_WEEKS`` weeks, else the last
-  ``VOLUME_DAYS`` days). Band half-width = max(k x 1.4826 x MAD, r x median, k x sqrt(median)), with
-  (k, r) = (4, 0.25) for a warning and (6, 0.45) for critical. Warm-up: ``VOLUME_WARMUP`` days.
+- **volume** (rows in, per dataset): a robust trend over the last ``VOLUME_DAYS`` days (Theil-Sen:
+  the median of pairwise slopes, so a growing business is not a drop), predicted for the day, with
+  sigma = 1.4826 x MAD of the residuals. Band = prediction +- max(k x sigma, r x prediction,
+  k x sqrt(prediction)) with (k, r) = (4, 0.25) for a warning and (6, 0.45) for critical (the sqrt
+  term is Poisson noise: small datasets get wide bands). Rises get twice the relative margin r
+  (growth and campaigns are common; drops are what break downstream). A level already seen in the
+  window is not an anomaly (the upper bound is at least (1 + r) x the window's max), and a *bursty* series
+  (median < half the mean: campaign days) is judged on its lower side only. Warm-up:
+  ``VOLUME_WARMUP`` days of history.
 - **null rate** (each non-nullable contract column, before the gate): baseline = median of history
   (0 without any); warn above baseline + 0.02, critical above baseline + 0.05.
 - **drift** (order amounts of the day vs the trailing ``PSI_WINDOW_DAYS`` days in the raw zone):
-  population stability index over the trailing window's deciles; warn >= 0.10, critical >= 0.25.
-  Skipped under ``PSI_MIN_ROWS`` rows on either side.
-- **duration** (each ingest step): warn above max(3 x median, median + 5 s), critical above
-  max(6 x median, median + 30 s) of the last ``VOLUME_DAYS`` runs. Warm-up: 5 runs.
+  population stability index over the trailing window's deciles; warn >= max(0.10, noise),
+  critical >= max(0.25, 2 x noise), where noise = 27.88 x (1/n_day + 1/n_trailing) is the 99.9%
+  quantile of the PSI of two samples of the same distribution (chi-square, 9 degrees of freedom),
+  so small days do not alarm on sampling noise. Skipped under ``PSI_MIN_ROWS`` rows on either side.
+- **duration** (each ingest step): warn above max(3 x median, median + 10 s), critical above
+  max(6 x median, median + 60 s) of the last ``VOLUME_DAYS`` runs. Warm-up: 5 runs.
 - **freshness** (each raw dataset): the newest record at the interval end is at most the
   contract's ``freshness`` old (warn otherwise).
 """
@@ -36,9 +43,7 @@ from headwater.quality.contracts import CONTRACTS, RAW_DATASETS
 from headwater.quality.store import metric_history
 from headwater.storage.lake import Lake
 
-VOLUME_DAYS = 28
-VOLUME_WEEKS = 8
-MIN_SAME_WEEKDAY = 4
+VOLUME_DAYS = 14
 VOLUME_WARMUP = 7
 VOLUME_WARN = (4.0, 0.25)
 VOLUME_CRITICAL = (6.0, 0.45)
@@ -47,6 +52,7 @@ PSI_WINDOW_DAYS = 14
 PSI_WARN, PSI_CRITICAL = 0.10, 0.25
 PSI_MIN_ROWS = 200
 PSI_BINS = 10
+PSI_NOISE_CHI2 = 27.88  # chi-square 99.9% quantile, PSI_BINS - 1 = 9 degrees of freedom
 DURATION_WARMUP = 5
 
 
@@ -68,36 +74,43 @@ class Check:
         return {"ok": 1.0, "warn": 0.5, "critical": 0.0}.get(self.status)
 
 
-def robust_band(values: list[float], k: float, r: float) -> tuple[float, float, float]:
-    """(median, low, high): median +- max(k * 1.4826 * MAD, r * median, k * sqrt(median))."""
-    med = statistics.median(values)
-    mad = statistics.median(abs(v - med) for v in values)
-    half = max(k * 1.4826 * mad, r * med, k * math.sqrt(max(med, 0.0)))
-    return med, max(med - half, 0.0), med + half
+def theil_sen(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """(intercept, slope) of the Theil-Sen line: robust to up to ~29% outliers."""
+    slopes = [(ys[j] - ys[i]) / (xs[j] - xs[i]) for i in range(len(xs)) for j in range(i + 1, len(xs))
+              if xs[j] != xs[i]]
+    slope = statistics.median(slopes) if slopes else 0.0
+    return statistics.median(y - slope * x for x, y in zip(xs, ys, strict=True)), slope
 
 
-def comparable(history: list[tuple[str, float]], day: date) -> list[float]:
-    """Same-weekday values of the last weeks when there are enough, else the most recent days."""
-    horizon = day - timedelta(weeks=VOLUME_WEEKS)
-    same = [v for d, v in history if date.fromisoformat(d).weekday() == day.weekday()
-            and date.fromisoformat(d) >= horizon]
-    if len(same) >= MIN_SAME_WEEKDAY:
-        return same
-    return [v for _, v in history[:VOLUME_DAYS]]
+def volume_band(history: list[tuple[str, float]], day: date) -> tuple[float, tuple[float, float], tuple[float, float]]:
+    """(prediction, warn band, critical band) for ``day`` from (date, value) history, newest first."""
+    recent = history[:VOLUME_DAYS]
+    xs = [float((date.fromisoformat(d) - day).days) for d, _ in recent]
+    ys = [v for _, v in recent]
+    intercept, slope = theil_sen(xs, ys)
+    pred = max(intercept, 0.0)  # x = 0 is the day itself
+    sigma = 1.4826 * statistics.median(abs(y - (intercept + slope * x)) for x, y in zip(xs, ys, strict=True))
+    bursty = statistics.median(ys) < 0.5 * statistics.mean(ys)
+    bands = []
+    for k, r in (VOLUME_WARN, VOLUME_CRITICAL):
+        half = max(k * sigma, r * pred, k * math.sqrt(pred))
+        half_up = max(k * sigma, 2 * r * pred, k * math.sqrt(pred))
+        high = math.inf if bursty else max(pred + half_up, max(ys) * (1 + r))
+        bands.append((max(pred - half, 0.0), high))
+    return pred, bands[0], bands[1]
 
 
 def volume_check(store: RunStore, dataset: str, day: date, observed: float | None) -> Check:
     name = f"volume:{dataset}"
     if observed is None:
         return Check(name, "volume", "skipped", detail="no ingest metrics for the day")
-    history = metric_history(store, dataset, "rows_in", day.isoformat(), VOLUME_WEEKS * 7)
+    history = metric_history(store, dataset, "rows_in", day.isoformat(), VOLUME_DAYS)
     if len(history) < VOLUME_WARMUP:
         return Check(name, "volume", "warmup", observed, detail=f"{len(history)}/{VOLUME_WARMUP} days of history")
-    values = comparable(history, day)
-    med, lo_w, hi_w = robust_band(values, *VOLUME_WARN)
-    _, lo_c, hi_c = robust_band(values, *VOLUME_CRITICAL)
+    pred, (lo_w, hi_w), (lo_c, hi_c) = volume_band(history, day)
     status = "critical" if not lo_c <= observed <= hi_c else "warn" if not lo_w <= observed <= hi_w else "ok"
-    return Check(name, "volume", status, observed, lo_w, hi_w, f"expected ~{med:,.0f} from {len(values)} days")
+    high = None if math.isinf(hi_w) else hi_w
+    return Check(name, "volume", status, observed, lo_w, high, f"expected ~{pred:,.0f} from {len(history)} days")
 
 
 def null_checks(store: RunStore, dataset: str, day: date, metrics: dict[str, float | None]) -> list[Check]:
@@ -162,8 +175,10 @@ def drift_check(settings: Settings, day: date) -> Check:
     if n_a < PSI_MIN_ROWS or n_e < PSI_MIN_ROWS:
         return Check(name, "distribution", "skipped", detail=f"{n_a} rows today, {n_e} trailing (< {PSI_MIN_ROWS})")
     value = psi([c / n_e for c in counts["e"]], [c / n_a for c in counts["a"]])
-    status = "critical" if value >= PSI_CRITICAL else "warn" if value >= PSI_WARN else "ok"
-    return Check(name, "distribution", status, value, 0.0, PSI_WARN, f"{n_a} orders vs {n_e} trailing")
+    noise = PSI_NOISE_CHI2 * (1 / n_a + 1 / n_e)
+    warn, crit = max(PSI_WARN, noise), max(PSI_CRITICAL, 2 * noise)
+    status = "critical" if value >= crit else "warn" if value >= warn else "ok"
+    return Check(name, "distribution", status, value, 0.0, warn, f"{n_a} orders vs {n_e} trailing")
 
 
 def duration_check(store: RunStore, dataset: str, day: date, seconds: float | None) -> Check:
@@ -174,7 +189,7 @@ def duration_check(store: RunStore, dataset: str, day: date, seconds: float | No
     if len(history) < DURATION_WARMUP:
         return Check(name, "timeliness", "warmup", seconds, detail=f"{len(history)}/{DURATION_WARMUP} runs")
     med = statistics.median(history)
-    warn, crit = max(3 * med, med + 5), max(6 * med, med + 30)
+    warn, crit = max(3 * med, med + 10), max(6 * med, med + 60)
     status = "critical" if seconds > crit else "warn" if seconds > warn else "ok"
     return Check(name, "timeliness", status, seconds, 0.0, warn, f"baseline {med:.2f} s")
 

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from headwater.domain.enums import ORDER_STATUSES
 from headwater.errors import StorageError
 from headwater.synth import text
+from headwater.synth.anomalies import null_spike_rows
 from headwater.synth.bad_records import BadRecordLog, allocate, replace_rows
 from headwater.synth.customers import Customers
 from headwater.synth.orders import Orders
@@ -80,6 +81,7 @@ def _order_columns(orders: Orders, customers: Customers, spec: WorldSpec, log: B
     bad = allocate(rng, len(orders), spec.bad_records, ORDER_BAD_KINDS)
     customer_id = orders.customer_id.astype(object)
     customer_id[bad["null_customer_id"]] = None
+    customer_id[null_spike_rows(orders, spec)] = None  # injected anomaly (none unless asked for)
     orphans = bad["orphan_customer_id"]
     customer_id[orphans] = len(customers) + 1 + rng.integers(0, 10_000, len(orphans))
     cents = orders.cents.copy()

@@ -32,6 +32,7 @@ class WorldSpec:
     start: date = date(2024, 1, 1)
     seed: int = 42
     bad_records: float = 0.0
+    anomalies: dict[str, date] = field(default_factory=dict)  # kind -> day, see synth.anomalies
 
     def __post_init__(self) -> None:
         if isinstance(self.start, str):  # friendly for CLI / JSON callers
@@ -47,6 +48,22 @@ class WorldSpec:
             raise ConfigError(f"bad_records must be between 0 and 0.5, got {self.bad_records}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        self._check_anomalies()
+
+    def _check_anomalies(self) -> None:
+        from headwater.synth.anomalies import ANOMALY_KINDS
+
+        parsed = {}
+        for kind, day in dict(self.anomalies).items():
+            if kind not in ANOMALY_KINDS:
+                raise ConfigError(f"unknown anomaly {kind!r} (one of {', '.join(ANOMALY_KINDS)})")
+            try:
+                parsed[kind] = date.fromisoformat(day) if isinstance(day, str) else day
+            except ValueError as exc:
+                raise ConfigError(f"anomaly {kind} needs a date YYYY-MM-DD, got {day!r}") from exc
+            if not self.start <= parsed[kind] < self.end:
+                raise ConfigError(f"anomaly {kind} day {parsed[kind]} is outside the world's range")
+        object.__setattr__(self, "anomalies", parsed)
 
     @property
     def end(self) -> date:
@@ -69,6 +86,12 @@ class WorldSpec:
             "start": self.start.isoformat(),
             "seed": self.seed,
             "bad_records": self.bad_records,
+            # only present when asked for, so worlds without anomalies keep their world.json
+            **(
+                {"anomalies": {k: v.isoformat() for k, v in sorted(self.anomalies.items())}}
+                if self.anomalies
+                else {}
+            ),
         }
 
 

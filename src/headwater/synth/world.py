@@ -20,6 +20,7 @@ from headwater.domain.enums import (
     TICKET_PRIORITIES,
 )
 from headwater.synth import landing
+from headwater.synth.anomalies import apply_order_anomalies
 from headwater.synth.bad_records import BadRecordLog
 from headwater.synth.customers import SEGMENTS, Customers, generate_customers
 from headwater.synth.events import CUSTOMER_EVENTS, build_events, event_lines, write_events
@@ -90,7 +91,7 @@ def generate_world(settings: Settings, spec: WorldSpec, progress: Progress | Non
     log = BadRecordLog()
     report("model", 0.0)
     customers = generate_customers(spec)
-    orders = generate_orders(customers, spec)
+    orders = apply_order_anomalies(generate_orders(customers, spec), spec)
     tickets = generate_tickets(customers, spec)
     marketing = generate_marketing(customers, spec)
     done += _STAGES["model"]
