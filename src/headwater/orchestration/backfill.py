@@ -98,32 +98,33 @@ def backfill(
     )
     report = BackfillReport(planned=len(intervals))
     try:
-        pid = pipeline.pipeline_id
-        now = sched.clock.now()
-        existing = {r["run_id"]: r for r in sched.store.query("SELECT run_id, state FROM runs WHERE pipeline_id = ?",
-                                                               (pid,))}
-        new, to_drive = [], []
-        for s, e in intervals:
-            rid = run_id_for(pid, s)
-            to_drive.append(rid)
-            row = existing.get(rid)
-            if row is None:
-                new.append(NewRun(rid, pid, s, e, "backfill", None))
-            elif clear:
-                sched.state.requeue_run(rid, now, None)
-                report.requeued += 1
-            elif row["state"] == "failed" and rerun_failed:
-                sched.state.requeue_run(rid, now, _RERUN_STATES)
-                report.requeued += 1
-            elif row["state"] == "success":
-                report.already_done += 1
-            elif row["state"] == "failed":
-                report.skipped_failed += 1
-        report.created = sched.state.create_runs(new, now)
-        if on_plan is not None:
-            on_plan(len(intervals), report.already_done + report.skipped_failed)
-        result: SchedulerReport = sched.drive(to_drive, reverse=reverse, max_active=max_active)
-        report.finished = dict(result.finished)
+        with sched.exclusive():  # planning writes runs too: hold the lock from the start
+            pid = pipeline.pipeline_id
+            now = sched.clock.now()
+            rows = sched.store.query("SELECT run_id, state FROM runs WHERE pipeline_id = ?", (pid,))
+            existing = {r["run_id"]: r for r in rows}
+            new, to_drive = [], []
+            for s, e in intervals:
+                rid = run_id_for(pid, s)
+                to_drive.append(rid)
+                row = existing.get(rid)
+                if row is None:
+                    new.append(NewRun(rid, pid, s, e, "backfill", None))
+                elif clear:
+                    sched.state.requeue_run(rid, now, None)
+                    report.requeued += 1
+                elif row["state"] == "failed" and rerun_failed:
+                    sched.state.requeue_run(rid, now, _RERUN_STATES)
+                    report.requeued += 1
+                elif row["state"] == "success":
+                    report.already_done += 1
+                elif row["state"] == "failed":
+                    report.skipped_failed += 1
+            report.created = sched.state.create_runs(new, now)
+            if on_plan is not None:
+                on_plan(len(intervals), report.already_done + report.skipped_failed)
+            result: SchedulerReport = sched.drive(to_drive, reverse=reverse, max_active=max_active)
+            report.finished = dict(result.finished)
     finally:
         sched.close()
     return report

@@ -136,6 +136,7 @@ class Scheduler:
         self.on_run_finished = on_run_finished
         self.params = dict(params or {})  # handed to every task as ctx.params
         self._stop = threading.Event()
+        self._lock_depth = 0
         self._runs: dict[str, _Run] = {}
         self._futures: dict[Future[Outcome], tuple[_Run, _TI]] = {}
         self._next_check: dict[str, datetime] = {}
@@ -207,7 +208,15 @@ class Scheduler:
 
     # -- the loop -----------------------------------------------------------------------------
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> Iterator[None]:
+        """Hold the run store's scheduler lock (re-entrant): one writer of orchestration state."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
         path = Path(str(self.store.path) + ".lock")
         fh = open(path, "a+")  # noqa: SIM115 - held for the whole loop
         try:
@@ -222,8 +231,10 @@ class Scheduler:
             fh.truncate()
             fh.write(str(os.getpid()))
             fh.flush()
+            self._lock_depth = 1
             yield
         finally:
+            self._lock_depth = 0
             fh.close()
 
     def _loop(
@@ -240,7 +251,7 @@ class Scheduler:
     ) -> SchedulerReport:
         self._stop.clear()
         self.report = SchedulerReport()
-        with self._exclusive(), ThreadPoolExecutor(self.max_workers, thread_name_prefix="hw-worker") as pool:
+        with self.exclusive(), ThreadPoolExecutor(self.max_workers, thread_name_prefix="hw-worker") as pool:
             self.report.recovered_instances += self.state.recover_interrupted(self.clock.now())
             self._load_runs(scope, run_ids)
             loops = 0
