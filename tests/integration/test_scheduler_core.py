@@ -371,3 +371,13 @@ def test_backfill_resumes_a_run_left_running_by_a_crash(settings: Settings) -> N
     }
     s = sched(settings, p)
     assert [t["state"] for t in s.state.tries(rid, "b")] == ["interrupted", "success"]
+
+
+def test_backfill_refuses_to_touch_runs_while_a_scheduler_holds_the_store(settings: Settings) -> None:
+    p = daily()
+    p.task(lambda ctx: None, task_id="t")
+    backfill(settings, p, date(2024, 1, 1), date(2024, 1, 1), channels=[])
+    holder = sched(settings, p)
+    with holder.exclusive(), pytest.raises(ConfigError, match="another scheduler"):
+        backfill(settings, p, date(2024, 1, 1), date(2024, 1, 1), clear=True, channels=[])
+    assert holder.state.get_run(RID)["state"] == "success"  # type: ignore[index]  # not requeued
