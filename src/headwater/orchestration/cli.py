@@ -174,15 +174,17 @@ def runs_cmd(
 
 
 def runs_table(rows: list[dict[str, Any]]) -> Table:
+    """Runs as a table that still reads at 80 columns (pipeline and date are in the run id)."""
     table = Table(title="Runs (newest first)", title_justify="left")
     table.add_column("run id", no_wrap=True)
-    for col in ("pipeline", "logical date", "trigger", "state", "tasks", "SLA", "rows out", "finished"):
+    for col in ("trigger", "state", "tasks", "SLA", "rows out", "finished (UTC)"):
         table.add_column(col, justify="right" if col in ("tasks", "rows out") else "left")
     for r in rows:
         table.add_row(
-            r["run_id"], r["pipeline_id"], r["logical_date"][:16], r["trigger"], _styled(r["state"]),
+            r["run_id"], r["trigger"], _styled(r["state"]),
             f"{r['tasks_ok']}/{r['tasks']}" if r["tasks"] else "-", _styled(r.get("sla_status")),
-            f"{r['rows_out']:,}" if r["rows_out"] is not None else "-", (r["finished_at"] or "-")[:19],
+            f"{r['rows_out']:,}" if r["rows_out"] is not None else "-",
+            (r["finished_at"] or "-")[:19].replace("T", " "),
         )
     return table
 
