@@ -101,3 +101,19 @@ def test_describe_is_json_and_carries_lineage_declarations() -> None:
 )
 def test_trigger_rules(rule: str, states: list[str], expected: str) -> None:
     assert decide(rule, states) == expected
+
+
+def test_flagship_lineage_connects_sources_to_the_warehouse_and_features() -> None:
+    from headwater.pipelines.customer_analytics import customer_analytics
+
+    edges = customer_analytics.lineage()
+    produced_by = {o: t for _, t, o in edges if o}
+    # every dataset a task reads is produced by an upstream task of the DAG, or is an external input
+    for i, t, _ in edges:
+        if i and i in produced_by and produced_by[i] != t:
+            order = customer_analytics.topological_order()
+            assert order.index(produced_by[i]) < order.index(t), (i, t)
+    assert produced_by["warehouse.customer_metrics"] == "load_warehouse"
+    assert produced_by["features.customer_features"] == "update_feature_store"
+    external = {i for i, _, _ in edges if i and i not in produced_by}
+    assert external == {"source.orders", "landing.support_tickets", "landing.marketing_events"}

@@ -266,6 +266,17 @@ class Pipeline:
         clone.schedule = make_schedule(self.schedule_spec, clone.start_date)
         return clone
 
+    def lineage(self) -> list[tuple[str, str, str]]:
+        """Dataset-level edges ``(input, task_id, output)`` from the declared inputs/outputs; a task
+        without inputs (a source reader) or outputs (a check) contributes ``""`` on that side."""
+        edges = []
+        for tid in self.topological_order():
+            t = self.tasks[tid]
+            for i in t.inputs or ("",):
+                for o in t.outputs or ("",):
+                    edges.append((i, tid, o))
+        return edges
+
     def describe(self) -> dict[str, Any]:
         """A JSON-able description: what an exporter (Airflow) or a drawing needs."""
         return {
