@@ -381,3 +381,15 @@ def test_backfill_refuses_to_touch_runs_while_a_scheduler_holds_the_store(settin
     with holder.exclusive(), pytest.raises(ConfigError, match="another scheduler"):
         backfill(settings, p, date(2024, 1, 1), date(2024, 1, 1), clear=True, channels=[])
     assert holder.state.get_run(RID)["state"] == "success"  # type: ignore[index]  # not requeued
+
+
+def test_sub_minute_intervals_get_distinct_runs(settings: Settings) -> None:
+    p = Pipeline("fast", schedule=timedelta(seconds=20), start_date=datetime(2024, 1, 1, tzinfo=UTC))
+    p.task(lambda ctx: None, task_id="t")
+    s = sched(settings, p, clock=ManualClock(datetime(2024, 1, 1, 0, 1, 1, tzinfo=UTC)))
+    report = s.run(once=True)
+    assert sorted(report.finished) == [
+        "fast__2024-01-01T00:00",
+        "fast__2024-01-01T00:00:20",
+        "fast__2024-01-01T00:00:40",
+    ]

@@ -43,7 +43,10 @@ log = logging.getLogger("headwater.scheduler")
 
 def run_id_for(pipeline_id: str, logical_date: datetime) -> str:
     """One run per pipeline and logical date: a re-trigger resumes rather than duplicates."""
-    return f"{pipeline_id}__{logical_date:%Y-%m-%dT%H:%M}"
+    fmt = "%Y-%m-%dT%H:%M"  # minutes suffice for cron schedules; sub-minute intervals need more
+    if logical_date.second or logical_date.microsecond:
+        fmt += ":%S.%f" if logical_date.microsecond else ":%S"
+    return f"{pipeline_id}__{logical_date.strftime(fmt)}"
 
 
 @dataclass(eq=False)
