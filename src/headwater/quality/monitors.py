@@ -90,7 +90,7 @@ def volume_band(history: list[tuple[str, float]], day: date) -> tuple[float, tup
     intercept, slope = theil_sen(xs, ys)
     pred = max(intercept, 0.0)  # x = 0 is the day itself
     sigma = 1.4826 * statistics.median(abs(y - (intercept + slope * x)) for x, y in zip(xs, ys, strict=True))
-    bursty = statistics.median(ys) < 0.5 * statistics.mean(ys)
+    bursty = statistics.median(ys) <= 0.5 * statistics.mean(ys)  # also a silent window (all zero)
     bands = []
     for k, r in (VOLUME_WARN, VOLUME_CRITICAL):
         half = max(k * sigma, r * pred, k * math.sqrt(pred))
