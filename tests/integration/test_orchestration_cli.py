@@ -21,6 +21,7 @@ def extract(ctx):
 
 @toy.task
 def load(ctx):
+    ctx.log.info("loading %s", ctx.ds)
     if ctx.ds == "2024-01-03":
         raise DataError("bad day")
 
@@ -48,6 +49,11 @@ def test_backfill_runs_and_run_show(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "task load failed: DataError: bad day" in r.output
     assert "extract" in r.output and "success" in r.output and "failed" in r.output
+
+    r = runner.invoke(app, ["run-show", "toy__2024-01-02T00:00", "--logs", *home], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "INFO headwater.task.toy.load: loading 2024-01-02" in r.output  # the try's own log file
+    assert "loading 2024-01-01" not in r.output
 
     r = runner.invoke(app, ["run-show", "nope", *home])
     assert r.exit_code != 0

@@ -393,3 +393,32 @@ def test_sub_minute_intervals_get_distinct_runs(settings: Settings) -> None:
         "fast__2024-01-01T00:00:20",
         "fast__2024-01-01T00:00:40",
     ]
+
+
+def test_each_try_gets_its_own_log_file(settings: Settings) -> None:
+    import logging
+
+    from headwater.orchestration.tasklogs import log_path
+
+    barrier = threading.Barrier(2, timeout=10)
+
+    def chatty(ctx) -> None:
+        if ctx.try_number == 1:
+            barrier.wait()  # both first tries log at the same time, from two threads
+            logging.getLogger("headwater.batch.something").info("module log from %s", ctx.task_id)
+        ctx.log.warning("own log from %s try %d", ctx.task_id, ctx.try_number)
+        if ctx.task_id == "left" and ctx.try_number == 1:
+            raise RetryableError("again")
+
+    p = daily()
+    p.task(chatty, task_id="left", retries=1, retry_delay=timedelta(seconds=1))
+    p.task(chatty, task_id="right")
+    s = sched(settings, p, workers=2)
+    assert s.run(once=True).finished == {RID: "success"}
+    left1 = log_path(settings.home, RID, "left", 1).read_text()
+    left2 = log_path(settings.home, RID, "left", 2).read_text()
+    right = log_path(settings.home, RID, "right", 1).read_text()
+    assert "module log from left" in left1 and "own log from left try 1" in left1 and "right" not in left1
+    assert "own log from left try 2" in left2 and "try 1" not in left2
+    assert "module log from right" in right and "left" not in right
+    assert logging.getLogger("headwater").level == logging.NOTSET  # restored after the run

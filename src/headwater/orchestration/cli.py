@@ -57,6 +57,7 @@ def setup_logging(level: str) -> None:
     if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"--log-level {level!r}: use debug, info, warning or error")
     handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
+    handler.setLevel(level.upper())  # task logs go to files at INFO; the terminal shows this level
     logging.basicConfig(level=level.upper(), format="%(name)s: %(message)s", handlers=[handler], force=True)
 
 
@@ -189,7 +190,11 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def run_show_cmd(run_id: str = typer.Argument(..., help="Run id (see `headwater runs`)."), home: Path = _HOME) -> None:
+def run_show_cmd(
+    run_id: str = typer.Argument(..., help="Run id (see `headwater runs`)."),
+    logs: bool = typer.Option(False, "--logs", help="Also print each task's log (its last try)."),
+    home: Path = _HOME,
+) -> None:
     """One run: its task instances (state, tries, duration, error) and row counts per step."""
     from headwater.orchestration.run_store import RunStore
 
@@ -232,6 +237,14 @@ def run_show_cmd(run_id: str = typer.Argument(..., help="Run id (see `headwater 
         for c in counts:
             rows.add_row(c.step, f"{c.rows_in:,}", f"{c.rows_out:,}", f"{c.filtered:,}", f"{c.rejected:,}")
         console.print(rows)
+    if logs:
+        from headwater.orchestration.tasklogs import log_path
+
+        for t in tis:
+            path = log_path(settings.home, run_id, t["task_id"], t["try_number"])
+            if path.exists():
+                console.rule(f"{t['task_id']} (try {t['try_number']})  {path}")
+                console.print(path.read_text(encoding="utf-8").rstrip(), markup=False, highlight=False)
 
 
 def pipelines_cmd(

@@ -7,6 +7,7 @@ touch scheduling state; the scheduler records the outcome (single writer).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import threading
@@ -21,6 +22,7 @@ from headwater.orchestration.context import TaskContext, TaskTimeout
 from headwater.orchestration.pipeline import SkipTask, Task, TaskOptions
 from headwater.orchestration.run_store import StepCounts
 from headwater.orchestration.sensors import PokeResult, Sensor, SensorTimeout
+from headwater.orchestration.tasklogs import capturing, log_path
 
 log = logging.getLogger("headwater.orchestration")
 
@@ -55,7 +57,8 @@ def _call_with_timeout(task: Task, ctx: TaskContext, timeout: timedelta | None) 
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             box["error"] = exc
 
-    helper = threading.Thread(target=target, name=f"task-{task.task_id}", daemon=True)
+    context = contextvars.copy_context()  # keeps the try's log capture in the helper thread
+    helper = threading.Thread(target=context.run, args=(target,), name=f"task-{task.task_id}", daemon=True)
     helper.start()
     helper.join(timeout.total_seconds())
     if helper.is_alive():
@@ -96,6 +99,20 @@ def run_try(
     rng: random.Random,
 ) -> Outcome:
     """Execute one try and classify it. ``now`` is the scheduler clock at submission."""
+    with capturing(log_path(ctx.settings.home, ctx.run_id, ctx.task_id, ctx.try_number)):
+        return _run_try(task, ctx, failures=failures, pokes=pokes, first_poke_at=first_poke_at, now=now, rng=rng)
+
+
+def _run_try(
+    task: Task,
+    ctx: TaskContext,
+    *,
+    failures: int,
+    pokes: int,
+    first_poke_at: datetime | None,
+    now: datetime,
+    rng: random.Random,
+) -> Outcome:
     opts = task.options()
     started = time.perf_counter()
     try:

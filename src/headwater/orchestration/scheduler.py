@@ -36,6 +36,7 @@ from headwater.orchestration.run_store import RunStore
 from headwater.orchestration.schedule import iter_intervals
 from headwater.orchestration.sensors import Sensor
 from headwater.orchestration.state import TERMINAL_TASK_STATES, NewRun, OrchestrationStore, iso, parse_ts
+from headwater.orchestration.tasklogs import task_logs_enabled
 from headwater.orchestration.trigger_rules import decide
 
 log = logging.getLogger("headwater.scheduler")
@@ -254,7 +255,8 @@ class Scheduler:
     ) -> SchedulerReport:
         self._stop.clear()
         self.report = SchedulerReport()
-        with self.exclusive(), ThreadPoolExecutor(self.max_workers, thread_name_prefix="hw-worker") as pool:
+        pool_cm = ThreadPoolExecutor(self.max_workers, thread_name_prefix="hw-worker")
+        with self.exclusive(), task_logs_enabled(), pool_cm as pool:
             self.report.recovered_instances += self.state.recover_interrupted(self.clock.now())
             self._load_runs(scope, run_ids)
             loops = 0
