@@ -126,13 +126,14 @@ def backfill_cmd(
     log_level: str = _LOG_LEVEL,
 ) -> None:
     """Run PIPELINE over a past range; idempotent and resumable."""
-    from headwater.orchestration.backfill import backfill
+    from headwater.orchestration.backfill import backfill, plan_intervals
     from headwater.orchestration.registry import get_pipeline
 
     setup_logging(log_level)
     settings = load_settings(home=home)
     p = get_pipeline(pipeline, files or ())
     a, b = parse_moment(start, "--start"), parse_moment(end, "--end")
+    plan_intervals(p, a, b)  # a bad range fails here, before any progress bar is drawn
     with Progress(
         TextColumn("[bold]backfill {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console,
