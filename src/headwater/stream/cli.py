@@ -155,7 +155,7 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
 # -- stream ----------------------------------------------------------------------------------------
 @stream_app.command("run")
 def run(until_idle: bool = typer.Option(False, "--until-idle", help="Stop once the log is consumed."),
-        batch_size: int | None = typer.Option(None, help="Events per checkpoint (default 1000)."),
+        batch_size: int | None = typer.Option(None, help="Events per checkpoint (default 5000)."),
         checkpoint_interval: float | None = typer.Option(None, help="Seconds between checkpoints (default 1)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line."),
         home: Path | None = HOME) -> None:

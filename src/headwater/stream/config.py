@@ -49,7 +49,7 @@ class StreamConfig:
 
     rules: RuleConfig = RuleConfig()
     group: str = "headwater-stream"
-    batch_size: int = 1000
+    batch_size: int = 5000
     checkpoint_interval_s: float = 1.0
     max_attempts: int = 5
     retry_base_delay_s: float = 0.05

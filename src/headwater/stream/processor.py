@@ -119,6 +119,7 @@ class Processor:
         self._cache: dict[int, CustomerState] = {}
         self._dirty: set[int] = set()
         self._swept_wm: dict[int, int] = {}
+        self._keys: dict[int, set[int]] = {}  # cached keys by partition, for the expiry sweep
         self._batch = _Batch()
         self._last_commit = 0.0
         self.commits = 0
@@ -134,6 +135,7 @@ class Processor:
             self.checkpoints.setdefault(p, PartitionCheckpoint())
         self._swept_wm = {p: cp.watermark_ms for p, cp in self.checkpoints.items()}
         self._cache.clear()
+        self._keys.clear()
         self._dirty.clear()
         self._batch = _Batch()
         self._last_commit = self.monotonic()
@@ -288,6 +290,7 @@ class Processor:
             raw = self.state.get(key)
             st = CustomerState.decode(raw) if raw is not None else CustomerState(partition)
             self._cache[key] = st
+            self._keys.setdefault(st.partition, set()).add(key)
         return st
 
     def _dead_letter(self, rec: LogRecord, cp: PartitionCheckpoint, reason: str, error_type: str,
@@ -333,9 +336,8 @@ class Processor:
         for key in self._dirty:
             st = self._cache[key]
             items.append(StateItem(key, st.partition, st.encode(), expires_ms(st, rules)))
-        due = any(cp.watermark_ms - self._swept_wm.get(p, cp.watermark_ms) >= SWEEP_EVERY_MS
-                  for p, cp in self.checkpoints.items())
-        sweep = list(self.checkpoints) if due else []
+        sweep = [p for p, cp in self.checkpoints.items()
+                 if cp.watermark_ms - self._swept_wm.get(p, cp.watermark_ms) >= SWEEP_EVERY_MS]
         with self.sink.transaction() as tx:
             if batch.alerts:
                 tx.append(CUSTOMER_ALERTS, [Record(str(a.customer_id), a.model_dump_json())
@@ -362,12 +364,14 @@ class Processor:
 
     def _forget_expired(self, partitions: list[int]) -> None:
         """Drop cached customers whose whole state expired (the store dropped them in the same commit)."""
-        wms = {p: self.checkpoints[p].watermark_ms for p in partitions}
-        gone = [k for k, st in self._cache.items()
-                if st.partition in wms and expires_ms(st, self.rules) < wms[st.partition]]
-        for k in gone:
-            del self._cache[k]
-        self._swept_wm.update(wms)
+        for p in partitions:
+            wm = self.checkpoints[p].watermark_ms
+            keys = self._keys.get(p, set())
+            gone = [k for k in keys if expires_ms(self._cache[k], self.rules) < wm]
+            for k in gone:
+                del self._cache[k]
+            keys.difference_update(gone)
+            self._swept_wm[p] = wm
 
     # -- figures ---------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
