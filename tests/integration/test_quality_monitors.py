@@ -83,7 +83,7 @@ def test_volume_band_follows_a_trend_and_ignores_an_outlier():
     history[3] = (history[3][0], 200.0)  # one broken day in the window
     pred, (lo_w, hi_w), (lo_c, _) = volume_band(history, day)
     assert pred == pytest.approx(2000.0)
-    assert lo_w == pytest.approx(1500.0) and hi_w == pytest.approx(3000.0)  # -25% down, +50% up
-    assert lo_c == pytest.approx(1100.0)
+    assert lo_w == pytest.approx(1400.0) and hi_w == pytest.approx(3200.0)  # -30% down, +60% up
+    assert lo_c == pytest.approx(1000.0)
     assert psi([0.5, 0.5], [0.5, 0.5]) == 0
     assert psi([0.5, 0.5], [0.9, 0.1]) > 0.25

@@ -73,6 +73,7 @@ def ingest_metrics(
         "rows_in": float(n),
         "rows_passed": float(gate.passed.num_rows),
         "rows_quarantined": float(gate.quarantined.num_rows + sum(rejected.values())),
+        "quarantined_share": (gate.quarantined.num_rows + sum(rejected.values())) / n if n else None,
         "duration_s": round(seconds, 4),
     }
     for col in CONTRACTS[dataset].names:

@@ -7,14 +7,17 @@ hard-coded range: expected values are learnt from the metric history in the run 
 - **volume** (rows in, per dataset): a robust trend over the last ``VOLUME_DAYS`` days (Theil-Sen:
   the median of pairwise slopes, so a growing business is not a drop), predicted for the day, with
   sigma = 1.4826 x MAD of the residuals. Band = prediction +- max(k x sigma, r x prediction,
-  k x sqrt(prediction)) with (k, r) = (4, 0.25) for a warning and (6, 0.45) for critical (the sqrt
+  k x sqrt(prediction)) with (k, r) = (4, 0.30) for a warning and (6, 0.50) for critical (the sqrt
   term is Poisson noise: small datasets get wide bands). Rises get twice the relative margin r
   (growth and campaigns are common; drops are what break downstream). A level already seen in the
   window is not an anomaly (the upper bound is at least (1 + r) x the window's max), and a *bursty* series
   (median < half the mean: campaign days) is judged on its lower side only. Warm-up:
   ``VOLUME_WARMUP`` days of history.
 - **null rate** (each non-nullable contract column, before the gate): baseline = median of history
-  (0 without any); warn above baseline + 0.02, critical above baseline + 0.05.
+  (0 without any); warn above baseline + 0.02, critical above baseline + 0.05, each plus a sampling
+  allowance of 4 binomial standard errors; not judged under ``SHARE_MIN_ROWS`` rows.
+- **gate** (quarantined share per dataset): the same rule against the share's own history, and a
+  warning above 10% whatever the history.
 - **drift** (order amounts of the day vs the trailing ``PSI_WINDOW_DAYS`` days in the raw zone):
   population stability index over the trailing window's deciles; warn >= max(0.10, noise),
   critical >= max(0.25, 2 x noise), where noise = 27.88 x (1/n_day + 1/n_trailing) is the 99.9%
@@ -45,9 +48,11 @@ from headwater.storage.lake import Lake
 
 VOLUME_DAYS = 14
 VOLUME_WARMUP = 7
-VOLUME_WARN = (4.0, 0.25)
-VOLUME_CRITICAL = (6.0, 0.45)
+VOLUME_WARN = (4.0, 0.30)
+VOLUME_CRITICAL = (6.0, 0.50)
 NULL_WARN, NULL_CRITICAL = 0.02, 0.05
+GATE_MAX_SHARE = 0.10
+SHARE_MIN_ROWS = 20  # fewer rows than this: a share (null rate, quarantined share) is not judged
 PSI_WINDOW_DAYS = 14
 PSI_WARN, PSI_CRITICAL = 0.10, 0.25
 PSI_MIN_ROWS = 200
@@ -113,8 +118,36 @@ def volume_check(store: RunStore, dataset: str, day: date, observed: float | Non
     return Check(name, "volume", status, observed, lo_w, high, f"expected ~{pred:,.0f} from {len(history)} days")
 
 
+def share_noise(base: float, n: float, floor: float) -> float:
+    """Sampling allowance for a share over ``n`` rows: 4 binomial standard errors at max(base, floor)."""
+    p = max(base, floor)
+    return 4 * math.sqrt(p * (1 - p) / max(n, 1))
+
+
+def gate_check(store: RunStore, dataset: str, day: date, metrics: dict[str, float | None]) -> Check | None:
+    """Quarantined share vs its history: warn above baseline + 0.02, critical above baseline + 0.05 (plus
+    the sampling allowance), and warn whatever the history above ``GATE_MAX_SHARE``."""
+    rows_in, passed = metrics.get("rows_in"), metrics.get("rows_passed")
+    if not rows_in:
+        return None
+    share = 1 - (passed or 0) / rows_in
+    if rows_in < SHARE_MIN_ROWS:
+        return Check(f"gate:{dataset}", "validity", "skipped", 1 - share,
+                     detail=f"{passed:,.0f} of {rows_in:,.0f} rows passed (too few rows to judge a share)")
+    history = [v for _, v in metric_history(store, dataset, "quarantined_share", day.isoformat(), 28)]
+    base = statistics.median(history) if history else 0.0
+    noise = share_noise(base, rows_in, NULL_WARN)
+    status = ("critical" if share > base + NULL_CRITICAL + noise
+              else "warn" if share > base + NULL_WARN + noise or share > GATE_MAX_SHARE + noise else "ok")
+    return Check(f"gate:{dataset}", "validity", status, 1 - share, max(0.0, 1 - base - NULL_WARN - noise), 1.0,
+                 f"{passed:,.0f} of {rows_in:,.0f} rows passed (usual quarantine share {base:.4f})")
+
+
 def null_checks(store: RunStore, dataset: str, day: date, metrics: dict[str, float | None]) -> list[Check]:
-    out = []
+    out: list[Check] = []
+    n = metrics.get("rows_in") or 0
+    if n < SHARE_MIN_ROWS:
+        return out
     for col in CONTRACTS[dataset].columns:
         if col.nullable:
             continue
@@ -123,10 +156,12 @@ def null_checks(store: RunStore, dataset: str, day: date, metrics: dict[str, flo
             continue
         history = [v for _, v in metric_history(store, dataset, f"null_rate:{col.name}", day.isoformat(), 28)]
         base = statistics.median(history) if history else 0.0
-        status = "critical" if rate > base + NULL_CRITICAL else "warn" if rate > base + NULL_WARN else "ok"
+        noise = share_noise(base, n, NULL_WARN)
+        status = ("critical" if rate > base + NULL_CRITICAL + noise
+                  else "warn" if rate > base + NULL_WARN + noise else "ok")
         out.append(
-            Check(f"null_rate:{dataset}.{col.name}", "completeness", status, rate, 0.0, base + NULL_WARN,
-                  f"baseline {base:.4f}")
+            Check(f"null_rate:{dataset}.{col.name}", "completeness", status, rate, 0.0, base + NULL_WARN + noise,
+                  f"baseline {base:.4f}, {n:,.0f} rows")
         )
     return out
 

@@ -13,7 +13,7 @@ Output checks (a failure fails the task, permanently):
 
 Quality score (documented formula)::
 
-    check score  s_c = 1 (ok) | 0.5 (warn) | 0 (critical); a gate check scores its pass share;
+    check score  s_c = 1 (ok) | 0.5 (warn) | 0 (critical);
                  warmup/skipped checks are not scored
     dimension    S_d = min over its scored checks, 1 when it has none (validity, completeness,
                        volume, distribution, timeliness, consistency)
@@ -203,11 +203,10 @@ def monitor_checks(settings: Settings, store: RunStore, day: date) -> list[Check
     out: list[Check] = []
     for dataset in RAW_DATASETS:
         m = {metric: v for (ds, metric), v in metrics.items() if ds == dataset}
-        rows_in, passed = m.get("rows_in"), m.get("rows_passed")
-        if rows_in:
-            share = (passed or 0) / rows_in
-            out.append(Check(f"gate:{dataset}", "validity", "ok" if share >= WARN_THRESHOLD else "warn", share,
-                             detail=f"{passed:,.0f} of {rows_in:,.0f} rows passed", score=share))
+        rows_in = m.get("rows_in")
+        gate = monitors.gate_check(store, dataset, day, m)
+        if gate is not None:
+            out.append(gate)
         out.append(monitors.volume_check(store, dataset, day, rows_in))
         out.extend(monitors.null_checks(store, dataset, day, m))
         out.append(monitors.duration_check(store, dataset, day, m.get("duration_s")))
