@@ -278,8 +278,8 @@ def render_html(rep: Report) -> str:
     out.append(line_chart("PSI of order amounts vs the trailing 14 days", days, {"PSI": psi},
                           hlines={"warn 0.10": 0.10, "critical 0.25": 0.25}))
     out.append("<h2>Quarantine</h2>")
-    out.append(line_chart("rows quarantined per day (all datasets)", days,
-                          {"quarantined": {d: float(v) for d, v in rep.quarantine_by_day.items()}}))
+    per_day = {d: float(rep.quarantine_by_day.get(d, 0)) for d in days if d in rep.scores}
+    out.append(line_chart("rows quarantined per day (all datasets)", days, {"quarantined": per_day}))
     out.append(bar_chart(f"quarantined rows by dataset and rule, {rep.first} .. {rep.last}", rep.quarantine))
     out.append("<h2>Checks that did not pass</h2>")
     rows = [(d, c) for d in window for c in rep.checks.get(d, []) if c["status"] in ("warn", "critical")]
