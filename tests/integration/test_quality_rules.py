@@ -136,6 +136,9 @@ def test_quarantine_list_show_and_release_after_the_source_is_fixed(world, setti
     assert [r["record"]["status"] for r in shown] == ["shipped_twice"]
     cli = CliRunner().invoke(app, ["quarantine", "list", "--home", str(settings.home)])
     assert cli.exit_code == 0 and "orders" in cli.output and "total: 2 rows" in cli.output
+    cli = CliRunner().invoke(app, ["quarantine", "show", "orders", "--date", "2024-01-01", "--rule", "enum:status",
+                                   "--home", str(settings.home)])
+    assert cli.exit_code == 0 and "shipped_twice" in cli.output and "-3" not in cli.output
 
     con = sqlite3.connect(settings.source_db)  # the source team fixes one of the two rows
     con.execute("UPDATE orders SET status = 'completed' WHERE status = 'shipped_twice'")
