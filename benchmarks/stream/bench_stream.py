@@ -4,7 +4,7 @@
         [--rate 5000] [--seconds 20] [--out results.json]
 
 1. Throughput: N seeded events are loaded into a fresh SQLite log, then the real processor (Pydantic
-   validation, rules, keyed state, one transaction per 1000-event checkpoint) consumes them; the time
+   validation, rules, keyed state, one transaction per checkpoint of 5000 / 1000 events) consumes them; the time
    of every 10% slice gives the cost per event as the history grows.
 2. Naive reference, same events, same run: JSON parse + the same validation, then an in-memory list
    of *all* tickets per customer rescanned on every event, no state store, no checkpoints.
@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,19 +45,21 @@ def throughput(path: Path, events: int, config: StreamConfig) -> dict:
     log.open()
     proc = sqlite_processor(log, config)
     proc.open()
-    per_slice = []
+    per_slice, cpu_slice = [], []
     step = events // SLICES
-    t_all = time.perf_counter()
+    t_all, c_all = time.perf_counter(), time.process_time()
     for _ in range(SLICES):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         proc.run(until_idle=True, max_events=step)
         per_slice.append((time.perf_counter() - t) / step * 1e6)
-    elapsed = time.perf_counter() - t_all
+        cpu_slice.append((time.process_time() - c) / step * 1e6)
+    elapsed, cpu = time.perf_counter() - t_all, time.process_time() - c_all
     counts = proc.counts()
     state_items = proc.cached_state_items()
     log.close()
     return {"events": counts["in"], "seconds": elapsed, "events_per_s": counts["in"] / elapsed,
-            "us_per_event_by_slice": per_slice, "counts": counts, "checkpoints": proc.commits,
+            "cpu_seconds": cpu, "events_per_cpu_s": counts["in"] / cpu, "us_per_event_by_slice": per_slice,
+            "cpu_us_per_event_by_slice": cpu_slice, "counts": counts, "checkpoints": proc.commits,
             "state_items_in_memory_at_end": state_items}
 
 
@@ -65,11 +68,11 @@ def naive(lines: list[str]) -> dict:
     tickets: dict[int, list[tuple[int, bool]]] = defaultdict(list)
     alerted: dict[int, bool] = {}
     alerts = 0
-    per_slice = []
+    per_slice, cpu_slice = [], []
     step = len(lines) // SLICES
-    t_all = time.perf_counter()
+    t_all, c_all = time.perf_counter(), time.process_time()
     for s in range(SLICES):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for line in lines[s * step:(s + 1) * step]:
             try:
                 ev = parse_event(line)
@@ -87,9 +90,11 @@ def naive(lines: list[str]) -> dict:
                 alerts += 1
             alerted[ev.customer_id] = at_risk
         per_slice.append((time.perf_counter() - t) / step * 1e6)
-    elapsed = time.perf_counter() - t_all
+        cpu_slice.append((time.process_time() - c) / step * 1e6)
+    elapsed, cpu = time.perf_counter() - t_all, time.process_time() - c_all
     return {"events": len(lines), "seconds": elapsed, "events_per_s": len(lines) / elapsed,
-            "us_per_event_by_slice": per_slice, "alerts": alerts,
+            "cpu_seconds": cpu, "events_per_cpu_s": len(lines) / cpu, "us_per_event_by_slice": per_slice,
+            "cpu_us_per_event_by_slice": cpu_slice, "alerts": alerts,
             "tickets_held_at_end": sum(len(v) for v in tickets.values())}
 
 
@@ -153,7 +158,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=5000)
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--seconds", type=float, default=20)
-    ap.add_argument("--batch-size", type=int, default=1000)
+    ap.add_argument("--batch-sizes", default="5000,1000", help="Checkpoint batch sizes to measure.")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--skip", choices=["naive", "latency", "throughput"], action="append", default=[])
     args = ap.parse_args()
@@ -172,8 +177,12 @@ def main() -> None:
         load_file(log, write_jsonl(tmp / "events.jsonl", lines), chunk=20_000)
         result["load_events_per_s"] = args.events / (time.perf_counter() - t)
         log.close()
-        result["processor"] = throughput(path, args.events, StreamConfig(batch_size=args.batch_size))
-        print("processor", json.dumps(result["processor"]), flush=True)
+        result["processor"] = {}
+        for size in [int(x) for x in args.batch_sizes.split(",")]:
+            copy = tmp / f"log-{size}.sqlite"
+            shutil.copy(path, copy)
+            result["processor"][size] = throughput(copy, args.events, StreamConfig(batch_size=size))
+            print("processor", size, json.dumps(result["processor"][size]), flush=True)
     if "naive" not in args.skip:
         result["naive"] = naive(lines)
         print("naive", json.dumps(result["naive"]), flush=True)

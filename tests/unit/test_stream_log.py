@@ -107,3 +107,11 @@ def test_sqlite_errors_are_translated(tmp_path, log):
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(StorageError):
         SqliteLog(tmp_path / "dir.sqlite").open()
+
+
+def test_customer_key_matches_how_validation_reads_ids():
+    from headwater.stream.loader import customer_key, key_of
+
+    assert customer_key(42) == customer_key("42") == customer_key(42.0) == customer_key(" 42") == "42"
+    assert customer_key(True) is None and customer_key("x") is None and customer_key(1.5) is None
+    assert key_of("not json") is None and key_of('{"customer_id": 7}') == "7"

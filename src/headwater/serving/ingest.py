@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from headwater.errors import RetryableError, StorageError
 from headwater.stream.events import parse_envelope
+from headwater.stream.loader import customer_key
 from headwater.stream.log import CUSTOMER_EVENTS, Record
 from headwater.stream.sqlite_log import SqliteLog
 
@@ -72,7 +73,7 @@ def create_app(log_file: Path, *, partitions: int = 4) -> FastAPI:
             problem = parse_envelope(event)
             if problem:
                 return _error(400, f"event {i}: {problem}", index=i, event_id=_id(event))
-        records = [Record(str(e["customer_id"]), json.dumps(e, separators=(",", ":"))) for e in events]
+        records = [Record(customer_key(e["customer_id"]), json.dumps(e, separators=(",", ":"))) for e in events]
         try:
             positions = await run_in_threadpool(_append, records)
         except RetryableError as exc:

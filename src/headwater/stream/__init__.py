@@ -1,9 +1,10 @@
 """Speed layer: customer events -> at-risk alerts in milliseconds, exactly once across crashes.
 
 Layers, by file: ``log`` (the EventLog protocol) and ``sqlite_log`` (its embedded implementation),
-``events`` (validation), ``state`` (keyed state store), ``rules`` (alert rules in event time),
-``checkpoint`` and ``processor`` (the runtime), ``loader`` (pull ingestion), ``dlq`` (dead letters
-in a topic), ``replay`` (Kappa-style rebuild), ``demo`` (the ``headwater demo`` hook), ``cli``.
+``events`` (one-pass validation), ``state`` (keyed state store), ``rules`` (alert rules in event
+time), ``checkpoint`` and ``processor`` (the runtime), ``loader`` (pull ingestion), ``dlq`` (dead
+letters in a topic), ``jobs`` (run, replay, summary, ``demo_run``), ``synthetic`` (seeded test
+streams), ``cli`` (``headwater events|stream|dlq``). Push ingestion lives in ``headwater.serving.ingest``.
 """
 
 from headwater.stream.config import RuleConfig, StreamConfig, log_path, stream_config

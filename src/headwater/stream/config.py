@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 
 from headwater.config import Settings
@@ -14,7 +15,10 @@ DAY_MS = 86_400_000
 
 @dataclass(frozen=True)
 class RuleConfig:
-    """Thresholds of the alert rules (see :mod:`headwater.stream.rules` for their semantics)."""
+    """Thresholds of the alert rules (see :mod:`headwater.stream.rules` for their semantics).
+
+    The ``*_ms`` values are cached properties: the rules read them on every event.
+    """
 
     risk_window_days: int = 30
     risk_ticket_count: int = 3
@@ -30,15 +34,15 @@ class RuleConfig:
         if self.risk_window_days < 1 or self.vip_window_days < 1 or self.allowed_lateness_s < 0:
             raise ConfigError("rule windows must be >= 1 day and allowed lateness >= 0")
 
-    @property
+    @cached_property
     def risk_window_ms(self) -> int:
         return self.risk_window_days * DAY_MS
 
-    @property
+    @cached_property
     def vip_window_ms(self) -> int:
         return self.vip_window_days * DAY_MS
 
-    @property
+    @cached_property
     def lateness_ms(self) -> int:
         return self.allowed_lateness_s * 1000
 

@@ -4,6 +4,7 @@ Every line goes in as is (a malformed one too: the processor dead-letters it wit
 counts conserve). How far the file was loaded is stored as a consumer-group position of the log
 (group ``loader:<absolute path>``) in the same transaction as the appended lines, so loading the
 same file again appends only lines added since, and a crash mid-load neither loses nor repeats one.
+Blank lines are skipped; a last line without a newline is loaded as is (the file is taken as final).
 """
 
 from __future__ import annotations
@@ -23,15 +24,26 @@ class LoadResult:
     already_loaded: int
 
 
+def customer_key(value: object) -> str | None:
+    """The partition key of a customer id, normalised as validation will read it (``42``, ``"42"``,
+    ``42.0`` -> ``"42"``), so every event of a customer lands in the same partition."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return str(int(value))
+    return None
+
+
 def key_of(line: str) -> str | None:
-    """The partition key (customer id) if the line has one; bad lines go to partition 0."""
+    """The partition key (customer id) if the line has one; lines without go to partition 0."""
     try:
-        value = json.loads(line).get("customer_id")
+        return customer_key(json.loads(line).get("customer_id"))
     except (ValueError, AttributeError):
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
 
 
 def to_record(line: str) -> Record:

@@ -32,8 +32,8 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from headwater.domain.records import Alert, OrderPlaced, RefundIssued, TicketCreated
 from headwater.stream.config import RuleConfig
@@ -51,9 +51,11 @@ ACTIONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A validated customer event as the rules see it (``ts_ms``: event time in epoch milliseconds)."""
+class Event(NamedTuple):
+    """A validated customer event as the rules see it (``ts_ms``: event time in epoch milliseconds).
+
+    A NamedTuple: one is built per event, and it is the cheapest immutable record.
+    """
 
     event_id: str
     event_type: str

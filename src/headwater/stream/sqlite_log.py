@@ -127,6 +127,7 @@ class SqliteLog:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if self.synchronous == 'FULL' else 'NORMAL'}")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache: state lookups stay in memory
+            conn.execute("PRAGMA wal_autocheckpoint=8000")  # fold the WAL back every ~32 MiB, not 4 MiB
             for stmt in _SCHEMA:
                 conn.execute(stmt)
         except sqlite3.Error as exc:
