@@ -131,30 +131,24 @@ def _gate_sql(rules: DatasetRules, extra: tuple[str, ...], with_known: bool, has
     conds = [(f"raw_{c} IS NULL", f"not_null:{c}") for c in rules.required]
     conds += [(f"raw_{c} IS NOT NULL AND {c} IS NULL", f"type:{c}") for c in cols if rules.typed[c] != c]
     conds += [(f"coalesce({r.violated}, false)", r.name) for r in rules.rules]
-    conds.append(("_first_row IS NOT NULL AND _row > _first_row", f"unique:{'+'.join(rules.key)}"))
+    conds.append(("_dup", f"unique:{'+'.join(rules.key)}"))
     checks = ", ".join(f"CASE WHEN {cond} THEN '{name}' END" for cond, name in conds)
     any_failed = " OR ".join(f"({cond})" for cond, _ in conds)
-    key = ", ".join(rules.key)
-    key_join = " AND ".join(f"d.{k} = t0.{k}" for k in rules.key)
-    key_present = " AND ".join(f"{k} IS NOT NULL" for k in rules.key)
     record = ", ".join([f"{c} := raw_{c}" for c in cols] + [f"{quote(c)} := {quote(c)}" for c in extra])
     out_cols = ", ".join(cols + [quote(c) for c in extra])
     # Identifiers come from the contract (and checked carried names); every value is a bound parameter.
-    # Performance: duplicates come from a hash aggregate (not a window over every row), the list of
-    # failed rules and the JSON record are only built for rows that failed something.
+    # Performance: a pure projection (no join, no window, no ORDER BY: DuckDB keeps the input order);
+    # duplicates are found beforehand (:func:`_duplicate_rows`); the list of failed rules and the
+    # JSON record are only built for rows that failed something.
     return f"""
-WITH t0 AS (
+WITH t AS (
   SELECT
   {typed},
   {raws}{carried},
   {known},
-  _source, _line, _row
+  _source, _line, _row, _dup
   FROM raw
 ),
-dups AS (
-  SELECT {key}, min(_row) AS _first_row FROM t0 WHERE {key_present} GROUP BY {key} HAVING count(*) > 1
-),
-t AS (SELECT t0.*, d._first_row FROM t0 LEFT JOIN dups AS d ON {key_join}),
 checked AS (
   SELECT *,
     CASE WHEN {any_failed}
@@ -163,10 +157,25 @@ checked AS (
   FROM t
 )
 SELECT {out_cols}, _source AS source, _line AS line,
-       CASE WHEN len(failed_rules) > 0 THEN to_json(struct_pack({record}))::VARCHAR END AS record, failed_rules
+       CASE WHEN len(failed_rules) > 0 THEN to_json(struct_pack({record}))::VARCHAR END AS record, failed_rules,
+       _row
 FROM checked
-ORDER BY _row
 """  # noqa: S608
+
+
+def _duplicate_rows(con, rules: DatasetRules) -> pa.Array:
+    """``_row`` of every later occurrence of a key (typed as the gate types it): a hash aggregate over
+    the keys, joined back only to the duplicated ones (usually none)."""
+    keys = ", ".join(rules.key)
+    typed_keys = ", ".join(f"{rules.typed[k]} AS {k}" for k in rules.key)
+    present = " AND ".join(f"{k} IS NOT NULL" for k in rules.key)
+    on = " AND ".join(f"d.{k} = k.{k}" for k in rules.key)
+    sql = f"""
+WITH k AS (SELECT {typed_keys}, _row FROM raw),
+d AS (SELECT {keys}, min(_row) AS _first FROM k WHERE {present} GROUP BY {keys} HAVING count(*) > 1)
+SELECT k._row FROM k JOIN d ON {on} WHERE k._row > d._first
+"""  # noqa: S608 (identifiers from the contract)
+    return con.sql(sql).to_arrow_table()["_row"].combine_chunks()
 
 
 def apply_gate(
@@ -202,6 +211,12 @@ def apply_gate(
     con = local_duckdb()
     try:
         con.register("raw", raw)
+        dups = _duplicate_rows(con, rules)
+        con.unregister("raw")
+        raw = raw.append_column(
+            "_dup", pc.is_in(raw["_row"], value_set=dups) if len(dups) else pa.repeat(pa.scalar(False), n)
+        )
+        con.register("raw", raw)
         if with_known:
             con.register("known", pa.table({"customer_id": pa.array(known_customers, pa.int64())}))
         out = con.sql(sql, params=used).to_arrow_table()
@@ -211,6 +226,7 @@ def apply_gate(
         con.unregister("raw")
         if with_known:
             con.unregister("known")
+    out = _in_input_order(out)
     bad_mask = pc.greater(pc.list_value_length(out["failed_rules"]), 0)
     schema = arrow_schema(c, tuple(extra_columns))
     passed = out.filter(pc.invert(bad_mask)).select(schema.names).cast(schema)
@@ -218,6 +234,14 @@ def apply_gate(
     flat = pc.list_flatten(quarantined["failed_rules"])
     by_rule = Counter({vc["values"]: vc["counts"] for vc in pc.value_counts(flat).to_pylist()})
     return GateResult(passed, quarantined, dict(sorted(by_rule.items())))
+
+
+def _in_input_order(out: pa.Table) -> pa.Table:
+    """Rows in input order (deterministic output files): a linear check, a sort only when needed."""
+    rows = out["_row"]
+    if len(rows) > 1 and not pc.all(pc.greater(rows.slice(1), rows.slice(0, len(rows) - 1))).as_py():
+        out = out.sort_by("_row")
+    return out.drop_columns(["_row"])
 
 
 def rejected_lines_table(rejected: list) -> pa.Table:
