@@ -3,8 +3,9 @@
 The rules are *derived from the dataset's contract* (:mod:`headwater.quality.contracts`): not-null
 for every non-nullable column, a type check for every typed column, enum and range checks, the
 primary key's uniqueness (the first occurrence passes, later copies are quarantined), and the
-contract's contextual rules (referential, interval, column order). All of them run in one DuckDB
-statement (columnar, so it scales and can move to Spark); a row that fails any rule goes to
+contract's contextual rules (referential, interval, column order). They run as SQL in DuckDB
+(columnar, so it scales and can move to Spark): a pre-pass finds the duplicate keys (a hash
+aggregate), then one projection evaluates every rule; a row that fails any rule goes to
 quarantine carrying its original record and the name of *every* rule it failed.
 ``rows_in == passed + quarantined`` always holds.
 
