@@ -118,13 +118,13 @@ print(sent)
 """
 
 
-def latency(tmp: Path, lines: list[str], rate: float, seconds: float) -> dict:
+def latency(tmp: Path, lines: list[str], rate: float, seconds: float, interval_s: float) -> dict:
     path = tmp / "latency.sqlite"
     lines_file = write_jsonl(tmp / "latency.jsonl", lines[: int(rate * seconds * 1.2)])
     log = SqliteLog(path)
     log.open()
     log.partitions("customer_events")
-    config = StreamConfig(batch_size=1000, checkpoint_interval_s=0.01)
+    config = StreamConfig(batch_size=1000, checkpoint_interval_s=interval_s)
     lat: list[float] = []
     alert_lat: list[float] = []
 
@@ -144,7 +144,8 @@ def latency(tmp: Path, lines: list[str], rate: float, seconds: float) -> dict:
     sent = int(producer.communicate()[0].strip() or 0)
     log.close()
     warm = [x for x in lat[int(len(lat) * 0.05):]]  # skip the first 5% (start-up)
-    return {"offered_rate": rate, "sent": sent, "processed": len(lat), "seconds": elapsed,
+    return {"offered_rate": rate, "checkpoint_interval_s": interval_s, "sent": sent, "processed": len(lat),
+            "seconds": elapsed,
             "p50_ms": float(np.percentile(warm, 50)), "p95_ms": float(np.percentile(warm, 95)),
             "p99_ms": float(np.percentile(warm, 99)), "max_ms": float(np.max(warm)),
             "alerts": len(alert_lat),
@@ -158,6 +159,7 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=5000)
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--checkpoint-interval", type=float, default=0.025, help="Latency run: seconds per commit.")
     ap.add_argument("--batch-sizes", default="5000,1000", help="Checkpoint batch sizes to measure.")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--skip", choices=["naive", "latency", "throughput"], action="append", default=[])
@@ -187,7 +189,7 @@ def main() -> None:
         result["naive"] = naive(lines)
         print("naive", json.dumps(result["naive"]), flush=True)
     if "latency" not in args.skip:
-        result["latency"] = latency(tmp, lines, args.rate, args.seconds)
+        result["latency"] = latency(tmp, lines, args.rate, args.seconds, args.checkpoint_interval)
         print("latency", json.dumps(result["latency"]), flush=True)
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     if args.out:
