@@ -206,3 +206,38 @@ def test_a_quiet_day_is_an_empty_partition_not_an_error(world, settings, store):
     run_range(settings, date(2024, 1, 1), date(2024, 1, 3), store)
     assert Lake(settings.lake_dir).read_partition("raw", "orders", date(2024, 1, 2)).num_rows == 0
     assert snapshot_rows(settings, date(2024, 1, 2))[0]["days_since_last_order"] == 1
+
+
+def test_incremental_ticket_state_equals_full_history_scan(generated, tmp_path):
+    settings = fresh(generated, tmp_path, "tickets")
+    store = RunStore(settings.run_store)
+    run_range(settings, SPEC.start, LAST, store)
+    lake = Lake(settings.lake_dir)
+    incremental = lake.read_partition("staging", daily.TICKET_STATE, LAST)
+    metrics = lake.read_partition("staging", daily.CUSTOMER_METRICS, LAST)
+    shutil.rmtree(lake.partition_dir("staging", daily.TICKET_STATE, LAST - timedelta(days=1)))
+    daily.enrich_customer_metrics(settings, LAST, "x", store)  # now scans every ticket partition
+    assert lake.read_partition("staging", daily.TICKET_STATE, LAST).equals(incremental)
+    assert lake.read_partition("staging", daily.CUSTOMER_METRICS, LAST).equals(metrics)
+    assert incremental.num_rows > 0
+
+
+def test_ticket_state_keeps_only_what_the_windows_can_still_need(world, settings, store):
+    world.customer(1).order(1, "2024-01-01 10:00:00", 5).order(1, "2024-04-30 10:00:00", 5)
+    world.ticket("2024-01-01", "OLD_CLOSED", 1, "2024-01-01T09:00:00Z", resolved_at="2024-01-01T10:00:00Z")
+    world.ticket("2024-01-01", "OLD_OPEN", 1, "2024-01-01T09:00:00Z")
+    world.ticket("2024-01-01", "LATE_FIX", 1, "2024-01-01T09:00:00Z", resolved_at="2024-03-15T00:00:00Z")
+    world.write("2024-01-01", "2024-04-30")
+    for d in range(121):
+        day = date(2024, 1, 1) + timedelta(days=d)
+        daily.ingest_support_tickets(settings, day, "t", store)
+        daily.extract_orders(settings, day, "t", store)
+    daily.compute_order_metrics(settings, date(2024, 4, 30), "t", store)
+    daily.enrich_customer_metrics(settings, date(2024, 4, 30), "t", store)
+    state = Lake(settings.lake_dir).read_partition("staging", daily.TICKET_STATE, date(2024, 4, 30))
+    # closed 120 days ago: dropped; still open: kept; resolved 46 days ago: kept for the 90-day mean
+    assert sorted(state["ticket_id"].to_pylist()) == ["LATE_FIX", "OLD_OPEN"]
+    metrics = Lake(settings.lake_dir).read_partition("staging", daily.CUSTOMER_METRICS, date(2024, 4, 30))
+    row = metrics.to_pylist()[0]
+    assert row["open_tickets"] == 1 and row["tickets_90d"] == 0
+    assert row["mean_resolution_hours_90d"] == pytest.approx((31 + 29 + 14) * 24 - 9)

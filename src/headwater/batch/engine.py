@@ -70,7 +70,7 @@ class DuckDBEngine:
                 # union_by_name: a raw partition may carry columns added by the source (schema evolution)
                 rel = self.con.read_parquet(list(data.files), union_by_name=True)
             else:
-                rel = self.con.from_arrow(data.schema.empty_table())
+                rel = self.con.from_arrow(pa.Table.from_batches([], data.schema))  # empty_table() imports pandas
         else:
             rel = self.con.from_arrow(data)
         rel.create_view(name, replace=True)

@@ -37,9 +37,20 @@ log = logging.getLogger(__name__)
 
 RAW, STAGING, QUARANTINE = "raw", "staging", "quarantine"
 ORDER_STATE = "customer_order_state"
+TICKET_STATE = "support_ticket_state"
 CUSTOMER_METRICS = "customer_metrics"
 PIPELINE_ID = "customer_analytics"
 MARKETING_LOOKBACK_DAYS = 35  # 30-day window + drops that arrive a few days late
+
+TICKET_STATE_SCHEMA = pa.schema(
+    [
+        ("ticket_id", pa.string()),
+        ("customer_id", pa.int64()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("priority", pa.string()),
+        ("resolved_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 ORDER_STATE_SCHEMA = pa.schema(
     [
@@ -101,7 +112,12 @@ def _ingest_drop(dataset: str, settings: Settings, day: date, run_id: str, store
     parsed = parse_jsonl(drop_files(settings.landing_dir, dataset, day), tuple(DATASET_RULES[dataset].typed))
     plan = evolve_drop(dataset, parsed, store, run_id)
     gate = apply_gate(
-        dataset, parsed.table, start, end, contract=plan.contract, extra_columns=plan.carried,
+        dataset,
+        parsed.table,
+        start,
+        end,
+        contract=plan.contract,
+        extra_columns=plan.carried,
         known_customers=known_customers(settings.source_db),
     )
     quarantined = pa.concat_tables([rejected_lines_table(parsed.rejected), gate.quarantined])
@@ -126,18 +142,42 @@ def ingest_marketing_events(settings: Settings, day: date, run_id: str, store: R
 
 
 # --- transform ---------------------------------------------------------------------------------
-def _state_is_fresh(lake: Lake, day: date) -> bool:
-    """True when yesterday's order state exists and no raw order partition up to it was rewritten since."""
+def _state_is_fresh(lake: Lake, raw_dataset: str, state: str, day: date) -> bool:
+    """True when yesterday's state exists and no raw partition up to yesterday was rewritten after it."""
     prev = day - timedelta(days=1)
-    state_file = lake.partition_dir(STAGING, ORDER_STATE, prev) / PART_FILE
+    state_file = lake.partition_dir(STAGING, state, prev) / PART_FILE
     if not state_file.is_file():
         return False
     written = state_file.stat().st_mtime_ns
-    raw_files = lake.files(RAW, "orders", end=prev)
-    return bool(raw_files) and all(
-        (lake.partition_dir(RAW, "orders", d) / PART_FILE).stat().st_mtime_ns <= written
-        for d in lake.partitions(RAW, "orders", end=prev)
+    days = lake.partitions(RAW, raw_dataset, end=prev)
+    return bool(days) and all(
+        (lake.partition_dir(RAW, raw_dataset, d) / PART_FILE).stat().st_mtime_ns <= written for d in days
     )
+
+
+def _fold_state(
+    lake: Lake, raw_dataset: str, state: str, state_schema: pa.Schema, day: date, params: dict[str, object]
+) -> tuple[pa.Table, int]:
+    """Run the state transform ``state`` for ``day``: yesterday's state + today's raw rows when the
+    state is fresh, else every raw partition up to ``day`` over an empty state (one SQL definition for
+    both). Writes the state to staging; returns it and the number of raw rows folded in."""
+    raw_schema = RAW_SCHEMAS[raw_dataset]
+    if _state_is_fresh(lake, raw_dataset, state, day):
+        prev = day - timedelta(days=1)
+        previous: ParquetInput | pa.Table = ParquetInput(tuple(lake.files(STAGING, state, prev, prev)), state_schema)
+        rows = ParquetInput(tuple(lake.files(RAW, raw_dataset, day, day)), raw_schema)
+    else:
+        previous = pa.Table.from_batches([], state_schema)  # Schema.empty_table() would import pandas
+        rows = ParquetInput(tuple(lake.files(RAW, raw_dataset, end=day)), raw_schema)
+    engine = DuckDBEngine()
+    try:
+        table = engine.run(state, {"previous": previous, "rows": rows}, params)
+        folded = engine.con.execute("SELECT count(*) FROM rows").fetchone()[0]
+    finally:
+        engine.close()
+    table = table.cast(state_schema)
+    lake.write_partition(STAGING, state, day, table)
+    return table, folded
 
 
 def compute_order_metrics(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
@@ -145,21 +185,7 @@ def compute_order_metrics(settings: Settings, day: date, run_id: str, store: Run
     lake = Lake(settings.lake_dir)
     if not (lake.partition_dir(RAW, "orders", day) / PART_FILE).is_file():
         raise SourceNotReady(f"no raw orders for {day}: run extract_orders first", dataset="orders")
-    if _state_is_fresh(lake, day):
-        previous = ParquetInput(
-            tuple(lake.files(STAGING, ORDER_STATE, day - timedelta(1), day - timedelta(1))), ORDER_STATE_SCHEMA
-        )
-        orders = ParquetInput(tuple(lake.files(RAW, "orders", day, day)), RAW_SCHEMAS["orders"])
-    else:
-        previous = ORDER_STATE_SCHEMA.empty_table()
-        orders = ParquetInput(tuple(lake.files(RAW, "orders", end=day)), RAW_SCHEMAS["orders"])
-    engine = DuckDBEngine()
-    try:
-        state = engine.run(ORDER_STATE, {"previous": previous, "orders": orders}, {"as_of": day})
-        consumed = engine.con.execute("SELECT count(*) FROM orders").fetchone()[0]
-    finally:
-        engine.close()
-    lake.write_partition(STAGING, ORDER_STATE, day, state.cast(ORDER_STATE_SCHEMA))
+    _, consumed = _fold_state(lake, "orders", ORDER_STATE, ORDER_STATE_SCHEMA, day, {"as_of": day})
     return StepCounts("compute_order_metrics", rows_in=consumed, rows_out=consumed)
 
 
@@ -167,16 +193,18 @@ def enrich_customer_metrics(settings: Settings, day: date, run_id: str, store: R
     """Order state + support and marketing activity -> the customer-metrics snapshot of D."""
     lake = Lake(settings.lake_dir)
     _, end = data_interval(day)
+    order_state = ParquetInput(tuple(lake.files(STAGING, ORDER_STATE, day, day)), ORDER_STATE_SCHEMA)
+    if not order_state.files:
+        raise SourceNotReady(f"no order state for {day}: run compute_order_metrics first")
+    tickets, _ = _fold_state(lake, "support_tickets", TICKET_STATE, TICKET_STATE_SCHEMA, day, {"interval_end": end})
     inputs = {
-        "order_state": ParquetInput(tuple(lake.files(STAGING, ORDER_STATE, day, day)), ORDER_STATE_SCHEMA),
-        "tickets": ParquetInput(tuple(lake.files(RAW, "support_tickets", end=day)), RAW_SCHEMAS["support_tickets"]),
+        "order_state": order_state,
+        "tickets": tickets,
         "marketing": ParquetInput(
             tuple(lake.files(RAW, "marketing_events", day - timedelta(MARKETING_LOOKBACK_DAYS), day)),
             RAW_SCHEMAS["marketing_events"],
         ),
     }
-    if not inputs["order_state"].files:  # type: ignore[union-attr]
-        raise SourceNotReady(f"no order state for {day}: run compute_order_metrics first")
     engine = DuckDBEngine()
     try:
         metrics = engine.run(CUSTOMER_METRICS, inputs, {"as_of": day, "interval_end": end})

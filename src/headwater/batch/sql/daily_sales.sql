@@ -7,4 +7,4 @@ SELECT
     count(*) FILTER (WHERE status = 'refunded') AS refunded_orders,
     (SELECT count(*) FROM order_state WHERE first_order_date = CAST($as_of AS DATE)) AS new_customers
 FROM orders
-WHERE CAST(order_ts AS DATE) = $as_of
+WHERE DATE '1970-01-01' + CAST(epoch_us(order_ts) // 86400000000 AS INTEGER) = $as_of  -- UTC day, no ICU cast
