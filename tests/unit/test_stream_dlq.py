@@ -34,6 +34,9 @@ BAD = {
         {"event_id": "E7", "event_type": "ticket_created", "customer_id": 1, "timestamp": at(0),
          "payload": {"ticket_id": "T", "category": "billing"}}),
     "not a JSON object": "[1, 2]",
+    "customer_id 99999999999999999999 is out of the 64-bit range": json.dumps(
+        {"event_id": "E8", "event_type": "order_placed", "customer_id": 99999999999999999999, "timestamp": at(0),
+         "payload": {"order_id": 1, "amount": "1.00"}}),
 }
 
 

@@ -48,6 +48,7 @@ from headwater.stream.rules import DEFAULT_HANDLERS, Event, Handler, evict, expi
 from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.state import CustomerState, SqliteStateStore, StateItem, StateStore
 
+INT64 = 2**63
 SWEEP_EVERY_MS = 86_400_000  # expire whole customers once per day of event time per partition
 
 
@@ -230,6 +231,10 @@ class Processor:
         if ts_ms > cp.watermark_ms:
             cp.watermark_ms = ts_ms
         key = env.customer_id
+        if not -INT64 <= key < INT64:  # would not fit the state store's key: a poison pill otherwise
+            self._dead_letter(rec, cp, f"customer_id {key} is out of the 64-bit range", "InvalidEvent", 1, False,
+                              env.event_id)
+            return
         st = self._state(key, rec.partition)
         evict(st, cp.watermark_ms, self.rules)
         if env.event_id in st.seen:
