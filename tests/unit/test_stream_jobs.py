@@ -101,6 +101,8 @@ def test_cli_end_to_end(home, tmp_path):
     r = runner.invoke(app, ["events", "tail", "customer_alerts", "--from-beginning", "--json", *h])
     rows = [json.loads(line) for line in r.output.splitlines()]
     assert rows and all(row["topic"] == "customer_alerts" and "alert_id" in row["value"] for row in rows)
+    r = runner.invoke(app, ["events", "tail", "customer_alrets", *h])
+    assert r.exit_code != 0 and "unknown topic 'customer_alrets'" in str(r.exception)
     r = runner.invoke(app, ["dlq", "list", "--json", *h])
     letters = [json.loads(line) for line in r.output.splitlines()]
     assert letters and all(lt["reason"] for lt in letters)

@@ -69,6 +69,9 @@ def tail(topic: str = typer.Argument(...),
     validate_topic_name(topic)
     log = open_log(load_settings(home=home))
     try:
+        known = {t.topic for t in log.topics()} | set(STANDARD_TOPICS)
+        if topic not in known:
+            raise ConfigError(f"unknown topic {topic!r}; topics: {', '.join(sorted(known))}")
         ends = log.end_offsets(topic)
         pos = {p: start if from_beginning else max(start, end - lines) for p, (start, end) in ends.items()}
         while True:
