@@ -304,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--backfill-repeats", type=int, default=1)
     ap.add_argument("--backfill-modes", default="cold,warm", help="Headwater backfill start states")
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--tag", help="suffix of the results files, e.g. a second run: orders-N.<tag>.json")
     ap.add_argument("--table-from", type=Path, help="only print the table of a results JSON file")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--home", type=Path, help=argparse.SUPPRESS)
@@ -386,10 +387,10 @@ def main(argv: list[str] | None = None) -> None:
         result["backfill"] = backfill
 
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"orders-{args.orders}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    stem = RESULTS / (f"orders-{args.orders}" + (f".{args.tag}" if args.tag else ""))
+    stem.parent.joinpath(stem.name + ".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     table = _fmt_table(result)
-    stem.with_suffix(".md").write_text(table + "\n")
+    stem.parent.joinpath(stem.name + ".md").write_text(table + "\n")
     say("\n" + table)
 
 
