@@ -16,6 +16,7 @@ from headwater.orchestration.run_store import RunStore, StepCounts
 from headwater.pipelines.customer_analytics import scheduler_runner
 from headwater.pipelines.daily import run_range
 from headwater.storage.warehouse import DuckDBWarehouse
+from headwater.stream import demo_run
 from headwater.synth import WorldManifest, WorldSpec, generate_world
 
 
@@ -25,6 +26,7 @@ class DemoResult:
     start: date
     end: date
     totals: dict[str, StepCounts] = field(default_factory=dict)
+    stream: dict = field(default_factory=dict)  # headwater.stream.demo_run's summary
 
 
 def _progress(console: Console) -> Progress:
@@ -76,7 +78,10 @@ def run_demo(
         start, end = spec.start, spec.start + timedelta(days=spec.days - 1)
         days = progress.add_task("running customer_analytics", total=spec.days)
         per_day = runner(settings, start, end, lambda _d: progress.advance(days))
-    return DemoResult(manifest, start, end, sum_counts(per_day))
+        events = progress.add_task("streaming customer events", total=1)
+        stream = demo_run(settings, settings.events_file)
+        progress.update(events, completed=1)
+    return DemoResult(manifest, start, end, sum_counts(per_day), stream)
 
 
 def steps_table(totals: dict[str, StepCounts], title: str = "Rows per step") -> Table:
@@ -149,6 +154,9 @@ def render_summary(settings: Settings, result: DemoResult, console: Console) -> 
     console.print(f"Churn risk as of {result.end}: {risk}")
     console.print(f"Revenue over the range: {sales['revenue'] or 0:,.2f} from {sales['orders'] or 0:,} orders")
 
+    if result.stream:
+        render_stream(result.stream, console)
+
     where = Table.grid(padding=(0, 2))
     for label, path in (
         ("OLTP source (SQLite)", settings.source_db),
@@ -157,6 +165,7 @@ def render_summary(settings: Settings, result: DemoResult, console: Console) -> 
         ("lake: raw / staging / quarantine", settings.lake_dir),
         ("warehouse (DuckDB)", settings.warehouse),
         ("run store (SQLite)", settings.run_store),
+        ("event log, alerts, DLQ (SQLite)", result.stream.get("log", "")),
     ):
         where.add_row(label, str(path))
     console.print(Panel(where, title="Where everything lives", expand=False))
@@ -165,5 +174,28 @@ def render_summary(settings: Settings, result: DemoResult, console: Console) -> 
     nxt.add_row(
         f"headwater run --start {result.end - timedelta(days=6)} --end {result.end}", "re-run a week as a backfill"
     )
+    nxt.add_row("headwater runs --last 5", "the scheduler's runs, with states and row counts")
+    nxt.add_row("headwater events tail customer_alerts --from-beginning", "every real-time alert")
+    nxt.add_row("headwater quality report --last 30", "quality scores, monitors and an HTML report")
     nxt.add_row("headwater generate --customers 20000 --days 365 --bad-records 0.01", "a bigger, dirtier world")
     console.print(Panel(Group(nxt), title="Try next", expand=False))
+
+
+def render_stream(stream: dict, console: Console) -> None:
+    """The speed layer's part of the summary: what went through the processor and what it raised."""
+    counts = (
+        f"{stream['events_in']:,} events in = {stream['processed']:,} processed + "
+        f"{stream['dead_lettered']:,} dead-lettered + {stream['late']:,} late"
+        + (" (conserved)" if stream["conserved"] else " [bold red](NOT conserved)[/]")
+    )
+    by_type = ", ".join(f"{k}: {v:,}" for k, v in stream["alerts_by_type"].items()) or "none"
+    table = Table(title=f"Real-time alerts: {stream['alerts']:,} ({by_type})", title_justify="left")
+    for col in ("alert", "customer", "event time", "reason"):
+        table.add_column(col, overflow="fold")
+    for alert in stream["sample_alerts"]:
+        table.add_row(alert["alert_type"], str(alert["customer_id"]), alert["event_timestamp"], alert["reason"])
+    console.print(counts)
+    console.print(table)
+    if stream["dead_letter_reasons"]:
+        reasons = ", ".join(f"{k} ({v})" for k, v in stream["dead_letter_reasons"].items())
+        console.print(f"Dead-letter reasons: {reasons}")
