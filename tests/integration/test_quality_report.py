@@ -86,3 +86,26 @@ def test_failed_reconciliation_fails_the_day_and_alerts(ran, store, tmp_path):
     alert = json.loads(alerts.read_text().splitlines()[-1])
     assert alert["kind"] == "quality_score" and alert["severity"] == "critical"
     assert any(c["name"] == "revenue_reconciles" for c in alert["details"]["checks"])
+
+
+def _warehouse_sql(settings, sql: str) -> None:
+    from headwater.storage.warehouse import DuckDBWarehouse
+
+    wh = DuckDBWarehouse(settings.warehouse)
+    try:
+        wh.con.execute(sql)
+    finally:
+        wh.close()
+
+
+def test_negative_clv_and_a_decreasing_order_count_fail_the_output_checks(ran, store):
+    _warehouse_sql(ran, "UPDATE customer_metrics SET estimated_clv = -1 WHERE customer_id = 1 "
+                        "AND snapshot_date = DATE '2024-01-04'")
+    _warehouse_sql(ran, "UPDATE customer_metrics SET order_count = order_count + 5 WHERE customer_id = 2 "
+                        "AND snapshot_date = DATE '2024-01-03'")
+    outcome = validate_day(ran, store, date(2024, 1, 4), "check-2", raise_on_failure=False, channels=[])
+    failed = {c.name: c.detail for c in outcome.failed_output_checks}
+    assert set(failed) == {"contract:customer_metrics", "metrics_monotonic"}
+    assert "range:estimated_clv 1" in failed["contract:customer_metrics"]
+    assert "fewer_orders 1" in failed["metrics_monotonic"]
+    assert outcome.level == "critical"
