@@ -47,8 +47,10 @@ def test_demo_generates_runs_and_summarises(tmp_path):
         "Longest since",
         "Where everything lives",
         "Try next",
+        "Real-time alerts",
     ):
         assert heading in out
+    assert "(conserved)" in out  # stream: in = processed + dead-lettered + late
     assert (tmp_path / "warehouse" / "warehouse.duckdb").is_file()
     assert len(list((tmp_path / "lake" / "raw" / "orders").glob("date=*"))) == 8
     # a re-run of the last day from the CLI works on the demo's home
