@@ -14,7 +14,6 @@ from headwater.domain.records import (
     Order,
     SupportTicket,
 )
-from headwater.domain.schemas import RAW_SCHEMAS
 
 __all__ = [
     "CUSTOMER_EVENT_TYPES",
@@ -29,3 +28,12 @@ __all__ = [
     "Order",
     "SupportTicket",
 ]
+
+
+def __getattr__(name: str):
+    """Arrow schemas load on first use: importing pyarrow costs ~0.25 s that most commands never need."""
+    if name == "RAW_SCHEMAS":
+        from headwater.domain.schemas import RAW_SCHEMAS
+
+        return RAW_SCHEMAS
+    raise AttributeError(f"module 'headwater.domain' has no attribute {name!r}")
