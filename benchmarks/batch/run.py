@@ -27,17 +27,27 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent / ".data"
 RESULTS = HERE / "results"
 
-STATE, METRICS = "customer_order_state", "customer_metrics"
+STATE, TICKET_STATE, METRICS = "customer_order_state", "support_ticket_state", "customer_metrics"
+STATES = (STATE, TICKET_STATE)  # the incremental states compute_order_metrics and enrich fold day by day
 
 
 # --- workers (run in their own process) -------------------------------------------------------
-def _drop_staging(home: Path, dataset: str, first: date, last: date) -> None:
+def transform_steps() -> tuple:
+    """The daily step proper. ``validate_quality`` (output checks, monitors) follows it in the pipeline;
+    pandas has no counterpart, so it is left out of the comparison."""
+    from headwater.pipelines import daily
+
+    return (daily.compute_order_metrics, daily.enrich_customer_metrics, daily.load_warehouse)
+
+
+def _drop_staging(home: Path, datasets: tuple[str, ...], first: date, last: date) -> None:
     from headwater.config import Settings
     from headwater.storage.lake import Lake
 
     lake = Lake(Settings(home=home).lake_dir)
-    for day in lake.partitions("staging", dataset, first, last):
-        shutil.rmtree(lake.partition_dir("staging", dataset, day))
+    for dataset in datasets:
+        for day in lake.partitions("staging", dataset, first, last):
+            shutil.rmtree(lake.partition_dir("staging", dataset, day))
 
 
 def _headwater_days(home: Path, days: list[date], trigger: str) -> dict:
@@ -48,7 +58,7 @@ def _headwater_days(home: Path, days: list[date], trigger: str) -> dict:
     from headwater.storage.warehouse import release_warehouses
 
     settings = Settings(home=home)
-    steps = (daily.compute_order_metrics, daily.enrich_customer_metrics, daily.load_warehouse)
+    steps = transform_steps()
     per_day, per_step = [], {s.__name__: 0.0 for s in steps}
     consumed = []
     t_all = time.perf_counter()
@@ -79,23 +89,21 @@ def _headwater_days(home: Path, days: list[date], trigger: str) -> dict:
 
 def worker(kind: str, home: Path, first: date, last: date, out: Path) -> None:
     days = [first + timedelta(d) for d in range((last - first).days + 1)]
-    if kind == "hw-daily":  # full recompute of `last`: its previous state must not exist
-        _drop_staging(home, STATE, last - timedelta(1), last)
+    if kind == "hw-daily":  # full recompute of `last`: no state of the day before may exist
+        _drop_staging(home, STATES, last - timedelta(1), last)
         result = _headwater_days(home, [last], "benchdaily")
     elif kind == "hw-backfill-cold":  # no state before the range: day 1 is a full recompute
-        _drop_staging(home, STATE, first - timedelta(1), last)
-        _drop_staging(home, METRICS, first, last)
+        _drop_staging(home, (*STATES, METRICS), first - timedelta(1), last)
         result = _headwater_days(home, days, "benchbackfill")
-    elif kind == "hw-backfill-warm":  # the state of the day before exists (as after daily runs)
+    elif kind == "hw-backfill-warm":  # the states of the day before exist (as after daily runs)
         from headwater.config import Settings
         from headwater.orchestration.run_store import RunStore
-        from headwater.pipelines import daily
 
-        _drop_staging(home, STATE, first - timedelta(1), last)
-        _drop_staging(home, METRICS, first, last)
+        _drop_staging(home, (*STATES, METRICS), first - timedelta(1), last)
         settings = Settings(home=home)
         store = RunStore(settings.run_store)
-        daily.compute_order_metrics(settings, first - timedelta(1), "benchsetup", store)  # untimed
+        for step in transform_steps()[:2]:  # order state and ticket state of the day before, untimed
+            step(settings, first - timedelta(1), "benchsetup", store)
         store.close()
         result = _headwater_days(home, days, "benchbackfill")
     elif kind in ("pd-daily", "pd-backfill"):
@@ -326,7 +334,11 @@ def main(argv: list[str] | None = None) -> None:
 
     world = prepare(args.data_dir.resolve(), args.orders, args.days, args.start, args.seed, log=say)
     home, day = world.home, world.last_day
+    # Start from what the current code builds: no staged state, no warehouse (its DDL may have changed).
     shutil.rmtree(home / "pandas_out", ignore_errors=True)
+    shutil.rmtree(world.settings.lake_dir / "staging", ignore_errors=True)
+    for leftover in world.settings.warehouse.parent.glob(world.settings.warehouse.name + "*"):
+        leftover.unlink()
     result: dict = {
         "machine": _machine(),
         "day": day.isoformat(),
