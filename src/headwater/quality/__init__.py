@@ -8,9 +8,25 @@
   the quality score and its alerts; :mod:`~headwater.quality.report`: the Rich + HTML report.
 """
 
-from headwater.quality.contracts import CONTRACTS, Column, Contract, Rule, contract, is_safe_widening
-from headwater.quality.evolution import approve_change, evolve
-from headwater.quality.gate import GateResult, apply_gate
+import importlib
+from typing import Any
+
+_LAZY = {
+    "CONTRACTS": "contracts", "Column": "contracts", "Contract": "contracts", "Rule": "contracts",
+    "contract": "contracts", "is_safe_widening": "contracts",
+    "approve_change": "evolution", "evolve": "evolution",
+    "GateResult": "gate", "apply_gate": "gate",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve the public names on first use: the CLI imports this package for its commands, and the
+    checks' DuckDB and Arrow imports should not slow down every ``headwater`` start."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'headwater.quality' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"headwater.quality.{module}"), name)
+
 
 __all__ = [
     "CONTRACTS",
