@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
 from headwater.errors import ConfigError
 
@@ -43,6 +43,9 @@ class Settings(BaseModel):
     warehouse: Path  # DuckDB file
     run_store: Path  # SQLite run log / run store
     large_refund_threshold: float = 500.0
+    # URLs may embed tokens: SecretStr keeps them out of reprs and logs.
+    alert_webhook_url: SecretStr | None = None  # alerts (SLA misses, failed runs, quality) are POSTed here
+    notify_url: SecretStr | None = None  # notify_downstream POSTs each run's summary here
 
     @model_validator(mode="before")
     @classmethod

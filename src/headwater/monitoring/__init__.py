@@ -1,6 +1,6 @@
 """Monitoring: alert channels (log, webhook) and SLA evaluation."""
 
-from headwater.monitoring.alerts import Alert, AlertChannel, LogChannel, WebhookChannel, channels_from_env, send_all
+from headwater.monitoring.alerts import Alert, AlertChannel, LogChannel, WebhookChannel, default_channels, send_all
 from headwater.monitoring.sla import sla_deadline, sla_status
 
 __all__ = [
@@ -8,7 +8,7 @@ __all__ = [
     "AlertChannel",
     "LogChannel",
     "WebhookChannel",
-    "channels_from_env",
+    "default_channels",
     "send_all",
     "sla_deadline",
     "sla_status",

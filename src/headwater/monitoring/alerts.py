@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,13 +19,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import httpx
 
-
-
+from headwater.config import Settings
 from headwater.errors import HeadwaterError, RetryableError, SourceError
 from headwater.resilience.retry import ExponentialBackoff
 
 log = logging.getLogger("headwater.alerts")
-WEBHOOK_ENV = "HEADWATER_ALERT_WEBHOOK_URL"
 
 
 @dataclass(frozen=True)
@@ -133,13 +130,12 @@ class WebhookChannel:
             self._client.close()
 
 
-def channels_from_env(home: Path) -> list[AlertChannel]:
-    """The default channels: the log (``home/alerts.jsonl``) plus a webhook when
-    ``HEADWATER_ALERT_WEBHOOK_URL`` is set."""
-    channels: list[AlertChannel] = [LogChannel(Path(home) / "alerts.jsonl")]
-    url = os.environ.get(WEBHOOK_ENV)
-    if url:
-        channels.append(WebhookChannel(url))
+def default_channels(settings: Settings) -> list[AlertChannel]:
+    """The log (``home/alerts.jsonl``) plus a webhook when ``alert_webhook_url`` is set
+    (``HEADWATER_ALERT_WEBHOOK_URL`` or ``headwater.toml``)."""
+    channels: list[AlertChannel] = [LogChannel(Path(settings.home) / "alerts.jsonl")]
+    if settings.alert_webhook_url is not None:
+        channels.append(WebhookChannel(settings.alert_webhook_url.get_secret_value()))
     return channels
 
 

@@ -7,7 +7,6 @@ step always leaves evidence of what it would have sent.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,6 @@ from typing import Any
 from headwater.config import Settings
 from headwater.orchestration.context import TaskContext
 from headwater.orchestration.pipeline import Task
-
-NOTIFY_ENV = "HEADWATER_NOTIFY_URL"
 
 
 def run_summary(ctx: TaskContext) -> dict[str, Any]:
@@ -60,7 +57,9 @@ class NotifyDownstream(Task):
 
     def resolve_url(self, settings: Settings) -> str | None:
         url = self.url(settings) if callable(self.url) else self.url
-        return url or os.environ.get(NOTIFY_ENV) or None
+        if url:
+            return url
+        return settings.notify_url.get_secret_value() if settings.notify_url is not None else None
 
     def execute(self, ctx: TaskContext) -> dict[str, Any]:
         from headwater.monitoring.alerts import WebhookChannel

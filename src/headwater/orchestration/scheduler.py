@@ -26,7 +26,7 @@ from typing import Any
 
 from headwater.config import Settings
 from headwater.errors import ConfigError
-from headwater.monitoring.alerts import Alert, AlertChannel, channels_from_env, send_all
+from headwater.monitoring.alerts import Alert, AlertChannel, default_channels, send_all
 from headwater.monitoring.sla import sla_deadline
 from headwater.orchestration.clock import Clock, SystemClock
 from headwater.orchestration.context import TaskContext
@@ -134,7 +134,7 @@ class Scheduler:
         self.state = OrchestrationStore(self.store)
         self.clock: Clock = clock or SystemClock()
         self.max_workers = max_workers
-        self.channels = channels if channels is not None else channels_from_env(settings.home)
+        self.channels = channels if channels is not None else default_channels(settings)
         self.poll_interval = poll_interval
         self.rng = rng or random.Random(0)
         self.on_run_finished = on_run_finished

@@ -249,7 +249,7 @@ def _persist(store: RunStore, outcome: Outcome) -> None:
 
 
 def _alert(settings: Settings, outcome: Outcome, channels: Sequence | None) -> None:
-    from headwater.monitoring.alerts import Alert, channels_from_env, send_all
+    from headwater.monitoring.alerts import Alert, default_channels, send_all
 
     bad = [c for c in outcome.checks if c.status in ("warn", "critical")]
     message = (
@@ -263,7 +263,7 @@ def _alert(settings: Settings, outcome: Outcome, channels: Sequence | None) -> N
                  "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in bad]},
     )
     own = channels is None
-    chans = list(channels_from_env(settings.home)) if own else list(channels)
+    chans = list(default_channels(settings)) if own else list(channels)
     try:
         send_all(chans, alert)
     finally:
