@@ -16,6 +16,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from headwater.config import Settings, load_settings
+from headwater.dates import parse_day
 from headwater.errors import ConfigError, HeadwaterError
 
 app = typer.Typer(
@@ -40,13 +41,6 @@ def main() -> None:
 
 def _settings(home: Path | None) -> Settings:
     return load_settings(home=home)
-
-
-def parse_day(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option} {value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
 def resolve_range(day: str | None, start: str | None, end: str | None) -> tuple[date, date]:

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from headwater.config import Settings, load_settings
+from headwater.dates import parse_day
 from headwater.errors import ConfigError
 from headwater.orchestration.run_store import RunStore
 
@@ -23,8 +24,15 @@ quarantine_app = typer.Typer(help="Quarantined rows: list, show, release.", no_a
 quality_app = typer.Typer(help="Quality checks, scores and the report.", no_args_is_help=True)
 
 _STATUS_STYLE = {
-    "recorded": "green", "approved": "green", "pending": "yellow", "blocked": "red", "ok": "green",
-    "warn": "yellow", "critical": "red", "skipped": "dim", "warmup": "dim",
+    "recorded": "green",
+    "approved": "green",
+    "pending": "yellow",
+    "blocked": "red",
+    "ok": "green",
+    "warn": "yellow",
+    "critical": "red",
+    "skipped": "dim",
+    "warmup": "dim",
 }
 
 
@@ -35,13 +43,6 @@ def _styled(status: str) -> str:
 
 def _settings(home: Path | None) -> Settings:
     return load_settings(home=home)
-
-
-def _day(value: str, option: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{option} {value!r} is not a date (expected YYYY-MM-DD)") from None
 
 
 # --- schema -------------------------------------------------------------------------------------
@@ -92,8 +93,13 @@ def schema_history_cmd(
         table.add_column(col)
     for c in changes:
         table.add_row(
-            (c.first_seen_at or "")[:19], c.change_id, c.describe(), _styled(c.status), c.decided_by or "",
-            (c.decided_at or "")[:19], c.reason or "",
+            (c.first_seen_at or "")[:19],
+            c.change_id,
+            c.describe(),
+            _styled(c.status),
+            c.decided_by or "",
+            (c.decided_at or "")[:19],
+            c.reason or "",
         )
     console.print(table)
 
@@ -132,7 +138,10 @@ def quarantine_list(
     from headwater.quality.quarantine import quarantine_summary
 
     rows = quarantine_summary(
-        _settings(home), dataset, _day(start, "--start") if start else None, _day(end, "--end") if end else None
+        _settings(home),
+        dataset,
+        parse_day(start, "--start") if start else None,
+        parse_day(end, "--end") if end else None,
     )
     rows = [r for r in rows if r["rows"]]
     if not rows:
@@ -159,7 +168,7 @@ def quarantine_show(
     """The quarantined rows of one dataset and date: location, failed rules, original record."""
     from headwater.quality.quarantine import quarantine_rows
 
-    rows = quarantine_rows(_settings(home), dataset, _day(day, "--date"), rule, limit)
+    rows = quarantine_rows(_settings(home), dataset, parse_day(day, "--date"), rule, limit)
     if not rows:
         console.print(f"no quarantined {dataset} rows on {day}" + (f" failing {rule}" if rule else ""))
         return
@@ -184,7 +193,7 @@ def quarantine_release(
     from headwater.quality.quarantine import release
 
     settings = _settings(home)
-    d = _day(day, "--date")
+    d = parse_day(day, "--date")
     store = RunStore(settings.run_store)
     try:
         r = release(settings, store, dataset, d, by or getpass.getuser())
@@ -206,7 +215,7 @@ def _window(day: str | None, last: int | None, settings: Settings) -> tuple[date
     if day and last:
         raise ConfigError("use either --date or --last, not both")
     if day:
-        d = _day(day, "--date")
+        d = parse_day(day, "--date")
         return d, d
     newest = latest_day(settings)
     if newest is None:
@@ -242,7 +251,7 @@ def quality_check(
     from headwater.quality.validate import validate_day
 
     settings = _settings(home)
-    d = _day(day, "--date")
+    d = parse_day(day, "--date")
     store = RunStore(settings.run_store)
     try:
         outcome = validate_day(settings, store, d, run_id_for(d), raise_on_failure=False)
