@@ -234,27 +234,30 @@ DEFAULT_HANDLERS: dict[str, Handler] = {
 
 
 def evict(st: CustomerState, watermark_ms: int, cfg: RuleConfig) -> None:
-    """Forget what no accepted event (ts >= watermark - lateness) can ever look back to."""
+    """Forget what no accepted event (ts >= watermark - lateness) can ever look back to.
+
+    Called on every event: each part first checks, in O(1), whether its oldest item is due at all.
+    """
     floor = watermark_ms - cfg.lateness_ms
     tickets = st.tickets
-    cut = floor - cfg.risk_window_ms
-    n = 0
-    while n < len(tickets) and tickets[n][TS] <= cut:
-        t = tickets[n]
-        if t[COND]:
-            st.tail_alerted = (st.tail_alerted and st.tail_cond) or bool(t[RISK])
-            st.tail_cond = True
-        else:
-            st.tail_cond = st.tail_alerted = False
-        n += 1
-    if n:
+    if tickets and tickets[0][TS] <= floor - cfg.risk_window_ms:
+        cut = floor - cfg.risk_window_ms
+        n = 0
+        while n < len(tickets) and tickets[n][TS] <= cut:
+            t = tickets[n]
+            if t[COND]:
+                st.tail_alerted = (st.tail_alerted and st.tail_cond) or bool(t[RISK])
+                st.tail_cond = True
+            else:
+                st.tail_cond = st.tail_alerted = False
+            n += 1
         del tickets[:n]
     orders = st.orders
-    cut = floor - cfg.vip_window_ms
-    n = 0
-    while n < len(orders) and orders[n][0] <= cut:
-        n += 1
-    if n:
+    if orders and orders[0][0] <= floor - cfg.vip_window_ms:
+        cut = floor - cfg.vip_window_ms
+        n = 0
+        while n < len(orders) and orders[n][0] <= cut:
+            n += 1
         del orders[:n]
     seen = st.seen
     while seen:  # insertion order is (nearly) event-time order: drop from the front
