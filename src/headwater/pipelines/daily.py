@@ -118,7 +118,7 @@ def _ingest_drop(dataset: str, settings: Settings, day: date, run_id: str, store
         end,
         contract=plan.contract,
         extra_columns=plan.carried,
-        known_customers=known_customers(settings.source_db),
+        known_customers=known_customers(settings.source_db, parsed.table["customer_id"]),
     )
     quarantined = pa.concat_tables([rejected_lines_table(parsed.rejected), gate.quarantined])
     lake = Lake(settings.lake_dir)

@@ -52,11 +52,19 @@ def evolve_drop(dataset: str, parsed: ParsedDrop, store: RunStore, run_id: str |
     return evolve(store, CONTRACTS[dataset], observed, run_id)
 
 
-def known_customers(source_db: Path) -> pa.Array:
-    """Customer ids of the source (the referential rule of the landing datasets)."""
+def known_customers(source_db: Path, candidates: pa.Array) -> pa.Array:
+    """Which of ``candidates`` (raw customer ids of a drop) exist in the source's customers.
+
+    Only the drop's distinct ids are looked up (through a temp table and the primary key), so the
+    cost follows the drop's size, not the customer base's (reading all 362k ids of a 10M-order world
+    cost 0.35 s per drop)."""
+    digits = (str(v) for v in candidates.to_pylist() if v is not None)
+    wanted = {n for n in (int(d) for d in digits if d.lstrip("-").isdigit()) if -(2**63) <= n < 2**63}
     con = connect_readonly(source_db)
     try:
-        ids = [r[0] for r in con.execute("SELECT customer_id FROM customers")]
+        con.execute("CREATE TEMP TABLE wanted (customer_id INTEGER PRIMARY KEY)")
+        con.executemany("INSERT INTO wanted VALUES (?)", [(v,) for v in wanted])
+        ids = [r[0] for r in con.execute("SELECT customer_id FROM wanted JOIN customers USING (customer_id)")]
     except sqlite3.Error as exc:
         raise SourceError(f"cannot read customers from {source_db}: {exc}", dataset="customers") from exc
     finally:
