@@ -167,14 +167,14 @@ def _episode_alerts(customer_id: int, st: CustomerState, first: int, last: int, 
 
 def _spend_cents(st: CustomerState, ts_ms: int, window_ms: int, enough: int) -> int:
     """Order total in (ts - window, ts], summed newest first and stopped once it reaches ``enough``."""
-    orders = st.orders
+    ots, cents = st.orders_ts, st.orders_cents
     lo = ts_ms - window_ms
-    i = len(orders) - 1
-    while i >= 0 and orders[i][0] > ts_ms:
+    i = len(ots) - 1
+    while i >= 0 and ots[i] > ts_ms:
         i -= 1
     total = 0
-    while i >= 0 and orders[i][0] > lo:
-        total += orders[i][1]
+    while i >= 0 and ots[i] > lo:
+        total += cents[i]
         if total >= enough:
             break
         i -= 1
@@ -197,12 +197,15 @@ def on_order(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[Alert]:
     """Remember the order for the VIP look-back; a late order re-checks high tickets after it."""
     p = ev.payload
     assert isinstance(p, OrderPlaced)
-    row = [ev.ts_ms, int(p.amount * 100)]
-    orders = st.orders
-    if orders and orders[-1][0] > ev.ts_ms:
-        orders.insert(bisect_right([o[0] for o in orders], ev.ts_ms), row)
+    ts, amount = ev.ts_ms, int(p.amount * 100)
+    ots, cents = st.orders_ts, st.orders_cents
+    if ots and ots[-1] > ts:
+        k = bisect_right(ots, ts)
+        ots.insert(k, ts)
+        cents.insert(k, amount)
     else:
-        orders.append(row)
+        ots.append(ts)
+        cents.append(amount)
     alerts: list[Alert] = []
     tickets = st.tickets
     i = len(tickets) - 1
@@ -252,13 +255,11 @@ def evict(st: CustomerState, watermark_ms: int, cfg: RuleConfig) -> None:
                 st.tail_cond = st.tail_alerted = False
             n += 1
         del tickets[:n]
-    orders = st.orders
-    if orders and orders[0][0] <= floor - cfg.vip_window_ms:
-        cut = floor - cfg.vip_window_ms
-        n = 0
-        while n < len(orders) and orders[n][0] <= cut:
-            n += 1
-        del orders[:n]
+    ots = st.orders_ts
+    if ots and ots[0] <= floor - cfg.vip_window_ms:
+        n = bisect_right(ots, floor - cfg.vip_window_ms)  # sorted: the first n are due
+        del ots[:n]
+        del st.orders_cents[:n]
     seen = st.seen
     while seen:  # insertion order is (nearly) event-time order: drop from the front
         eid = next(iter(seen))

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import marshal
 import sqlite3
+import sys
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -23,7 +25,25 @@ from typing import Protocol
 from headwater.errors import StorageError
 from headwater.stream.sqlite_log import SqliteLog, translate
 
-STATE_FORMAT = b"\x01"  # marshal v4 of plain lists/dicts/ints/strs/bools
+STATE_FORMAT_LISTS = b"\x01"  # marshal v4 of plain lists/dicts/ints/strs/bools (read only, older files)
+STATE_FORMAT = b"\x02"  # as 1, but the orders are two little-endian int64 columns (ts_ms, cents) as bytes
+_SWAP = sys.byteorder != "little"
+
+
+def _column(raw: bytes) -> array:
+    col = array("q")
+    col.frombytes(raw)
+    if _SWAP:
+        col.byteswap()
+    return col
+
+
+def _raw(col: array) -> bytes:
+    if _SWAP:
+        col = array("q", col)
+        col.byteswap()
+    return col.tobytes()
+
 
 # Ticket fields, kept as small lists for cheap (de)serialisation: [ts_ms, event_id, high, cond, risk, vip]
 TS, EID, HIGH, COND, RISK, VIP = range(6)
@@ -35,37 +55,50 @@ class CustomerState:
 
     ``tickets`` are sorted by (ts, event_id); each carries whether the at-risk condition held at it
     (``cond``), whether it triggered an at-risk alert (``risk``) and a VIP escalation (``vip``).
-    ``tail_cond`` / ``tail_alerted`` summarise the episode of the last evicted ticket.
+    ``tail_cond`` / ``tail_alerted`` summarise the episode of the last evicted ticket. The orders, the
+    bulk of the state (90 days of them), are two parallel int64 arrays sorted by time: appending is
+    cheap and encoding them at a checkpoint is a copy of their bytes, not a walk over objects.
     """
 
     partition: int
     tickets: list[list] = field(default_factory=list)
-    orders: list[list] = field(default_factory=list)  # [ts_ms, cents], sorted
+    orders_ts: array = field(default_factory=lambda: array("q"))  # order event times (ms), sorted
+    orders_cents: array = field(default_factory=lambda: array("q"))  # amount of the order at the same index
     seen: dict[str, int] = field(default_factory=dict)  # event_id -> ts_ms, within lateness
     tail_cond: bool = False
     tail_alerted: bool = False
     last_ms: int = 0  # latest event time of this customer
 
     def encode(self) -> bytes:
-        """Versioned binary encoding (marshal of plain lists: ~7x faster than JSON on the hot path)."""
-        return STATE_FORMAT + marshal.dumps((self.partition, self.tickets, self.orders, self.seen, self.tail_cond,
-                                             self.tail_alerted, self.last_ms), 4)
+        """Versioned binary encoding (marshal of plain lists + raw int64 columns: fast on the hot path)."""
+        return STATE_FORMAT + marshal.dumps((self.partition, self.tickets, _raw(self.orders_ts),
+                                             _raw(self.orders_cents), self.seen, self.tail_cond, self.tail_alerted,
+                                             self.last_ms), 4)
 
     @classmethod
     def decode(cls, blob: bytes) -> CustomerState:
-        if blob[:1] != STATE_FORMAT:
-            raise StorageError(f"unknown state format {blob[:1]!r}: written by a newer Headwater?")
-        p, tickets, orders, seen, tc, ta, last = marshal.loads(blob[1:])
-        return cls(p, tickets, orders, seen, tc, ta, last)
+        fmt = blob[:1]
+        if fmt == STATE_FORMAT:
+            p, tickets, ots, ocents, seen, tc, ta, last = marshal.loads(blob[1:])
+            return cls(p, tickets, _column(ots), _column(ocents), seen, tc, ta, last)
+        if fmt == STATE_FORMAT_LISTS:
+            p, tickets, orders, seen, tc, ta, last = marshal.loads(blob[1:])
+            return cls(p, tickets, array("q", [o[0] for o in orders]), array("q", [o[1] for o in orders]), seen,
+                       tc, ta, last)
+        raise StorageError(f"unknown state format {fmt!r}: written by a newer Headwater?")
+
+    def orders(self) -> list[list[int]]:
+        """The orders as ``[ts_ms, cents]`` pairs (readable form)."""
+        return [[t, c] for t, c in zip(self.orders_ts, self.orders_cents, strict=True)]
 
     def to_json(self) -> str:
         """Readable form, for inspection and tests."""
-        return json.dumps([self.partition, self.tickets, self.orders, self.seen, self.tail_cond,
+        return json.dumps([self.partition, self.tickets, self.orders(), self.seen, self.tail_cond,
                            self.tail_alerted, self.last_ms], separators=(",", ":"))
 
     def size(self) -> int:
         """Items held: what 'bounded state' is measured in."""
-        return len(self.tickets) + len(self.orders) + len(self.seen)
+        return len(self.tickets) + len(self.orders_ts) + len(self.seen)
 
 
 @dataclass(frozen=True, slots=True)
