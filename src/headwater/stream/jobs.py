@@ -19,11 +19,14 @@ from headwater.stream.processor import Processor, Progress
 from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.state import SqliteStateStore
 
+WAL_CHECKPOINT_EVERY_S = 0.1  # WAL checkpoints in a background thread, not inside commits (latency p99)
+
 
 def open_log(settings: Settings, config: StreamConfig | None = None) -> SqliteLog:
     """The installation's event log (created on first use, standard topics included)."""
     config = config or stream_config(settings)
-    log = SqliteLog(log_path(settings), default_partitions=config.partitions)
+    log = SqliteLog(log_path(settings), default_partitions=config.partitions,
+                    wal_checkpoint_every_s=WAL_CHECKPOINT_EVERY_S)
     log.open()
     return log
 
