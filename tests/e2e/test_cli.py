@@ -21,6 +21,7 @@ def test_bad_dates_are_one_line_usage_errors(tmp_path):
         (("run", "--start", "2024-03-02", "--end", "2024-03-01"), "--start 2024-03-02 is after --end 2024-03-01"),
         (("run",), "give --date D, or both --start A and --end B"),
         (("run", "--date", "2024-01-01", "--start", "2024-01-01"), "not both"),
+        (("run", "--date", "[bold]x[/bold]"), "--date '[bold]x[/bold]' is not a date"),  # shown verbatim
     ):
         result = headwater(*args, home=tmp_path)
         assert result.returncode == 2, result

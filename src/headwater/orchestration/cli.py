@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -218,7 +219,7 @@ def run_show_cmd(
         + (f" (deadline {run['sla_deadline']})" if run.get("sla_deadline") else "")
     )
     if run["error"]:
-        console.print(f"[red]error:[/] {run['error']}")
+        console.print(f"[red]error:[/] {escape(str(run['error']))}")
     for m in misses:
         console.print(f"[red]SLA miss:[/] {m['detail']}")
     table = Table(title="Task instances", title_justify="left")
