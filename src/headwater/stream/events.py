@@ -1,16 +1,28 @@
-"""Validating one raw event in a single pass: envelope and typed payload together.
+"""Validating one raw event: a compiled fast path for the common valid case, Pydantic for the rest.
 
-The envelopes mirror :class:`headwater.domain.records.CustomerEvent` field for field and reuse the
-domain payload models (``OrderPlaced``, ``TicketCreated``, ``RefundIssued``); a union discriminated
-by ``event_type`` lets pydantic-core parse the JSON and check envelope and payload in one call
-(about twice as fast as envelope-then-payload, and this is the processor's hot path). A test pins
-that it accepts and rejects exactly what ``CustomerEvent`` + ``typed_payload()`` do.
+The reference is Pydantic: the envelopes below mirror :class:`headwater.domain.records.CustomerEvent`
+field for field and reuse the domain payload models (``OrderPlaced``, ``TicketCreated``,
+``RefundIssued``); a union discriminated by ``event_type`` lets pydantic-core parse the JSON and check
+envelope and payload in one call. A test pins that it accepts and rejects exactly what
+``CustomerEvent`` + ``typed_payload()`` do.
+
+:func:`decode_event` is what the processor calls (about 8 µs of its hot path went to Pydantic). It
+first tries msgspec structs that accept only a *canonical subset* of what Pydantic accepts: integer
+ids, non-empty event id, known literals, no extra fields, timestamps ``YYYY-MM-DDTHH:MM:SSZ``, amounts
+``123.45`` (two decimals). On that subset both give the same values; anything else (every invalid
+event, and valid but unusual spellings such as ``"amount": 12.5`` or ``+02:00`` offsets) goes through
+Pydantic, so acceptance and the reasons of dead letters are Pydantic's alone. A test proves the two
+paths equal on valid events and on every kind of invalid one.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from contextlib import suppress
+from decimal import Decimal
+from typing import Annotated, ClassVar, Literal, NamedTuple
 
+import msgspec
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from headwater.domain.records import OrderPlaced, RefundIssued, TicketCreated
@@ -21,6 +33,7 @@ class InvalidEvent(DataError):
     """A record that is not a valid customer event; ``reason`` names the first problem."""
 
 
+# -- the reference: Pydantic ---------------------------------------------------------------------
 class _Envelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -46,6 +59,7 @@ class RefundIssuedEvent(_Envelope):
 
 TypedEvent = OrderPlacedEvent | TicketCreatedEvent | RefundIssuedEvent
 _ADAPTER: TypeAdapter[TypedEvent] = TypeAdapter(Annotated[TypedEvent, Field(discriminator="event_type")])
+_DATETIME: TypeAdapter[AwareDatetime] = TypeAdapter(AwareDatetime)
 
 
 def describe(exc: ValidationError) -> str:
@@ -76,7 +90,7 @@ def describe(exc: ValidationError) -> str:
 
 
 def parse_event(raw: str | bytes) -> TypedEvent:
-    """Validate one raw JSON event; raises :class:`InvalidEvent` with a one-line reason."""
+    """Validate one raw JSON event with Pydantic; raises :class:`InvalidEvent` with a one-line reason."""
     try:
         return _ADAPTER.validate_json(raw)
     except ValidationError as exc:
@@ -102,3 +116,142 @@ def parse_envelope(obj: object) -> str | None:
     if etype not in ("order_placed", "ticket_created", "refund_issued"):
         return f"unknown event_type {etype!r}"
     return None
+
+
+# -- what the rules see ----------------------------------------------------------------------------
+_MONEY = r"^(0|[1-9][0-9]{0,9})\.[0-9]{2}\Z"  # canonical Money (ge=0): <= 12 digits, exactly 2 decimals
+_POSITIVE_MONEY = r"^(0\.(0[1-9]|[1-9][0-9])|[1-9][0-9]{0,9}\.[0-9]{2})\Z"  # the same, > 0
+
+
+class OrderPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An ``order_placed`` payload as the rules see it (fields of the domain ``OrderPlaced``).
+
+    The amount is kept as its canonical text (``str(Decimal)``): ``amount`` gives back the exact
+    Decimal Pydantic gives, and decoding needs no Decimal when no rule reads it.
+    """
+
+    order_id: int
+    amount_text: Annotated[str, msgspec.Meta(pattern=_MONEY)] = msgspec.field(name="amount")
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.amount_text)
+
+
+class TicketPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A ``ticket_created`` payload as the rules see it (fields of the domain ``TicketCreated``)."""
+
+    ticket_id: str
+    priority: Literal["low", "medium", "high"]
+    category: Literal["billing", "shipping", "product", "account", "returns"]
+
+
+class RefundPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A ``refund_issued`` payload as the rules see it (fields of the domain ``RefundIssued``)."""
+
+    order_id: int
+    amount_text: Annotated[str, msgspec.Meta(pattern=_POSITIVE_MONEY)] = msgspec.field(name="amount")
+
+    @property
+    def amount(self) -> Decimal:
+        return Decimal(self.amount_text)
+
+
+Payload = OrderPayload | TicketPayload | RefundPayload
+
+
+class Event(NamedTuple):
+    """A validated customer event as the rules see it (``ts_ms``: event time in epoch milliseconds).
+
+    A NamedTuple: one is built per event, and it is the cheapest immutable record.
+    """
+
+    event_id: str
+    event_type: str
+    customer_id: int
+    ts_ms: int
+    payload: Payload
+
+
+# -- the fast path: msgspec on the canonical subset ----------------------------------------------
+class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="event_type"):
+    event_type: ClassVar[str]
+    event_id: Annotated[str, msgspec.Meta(min_length=1)]
+    customer_id: int
+    timestamp: str
+
+
+class _WireOrder(_Wire, tag="order_placed"):
+    event_type: ClassVar[str] = "order_placed"
+    payload: OrderPayload
+
+
+class _WireTicket(_Wire, tag="ticket_created"):
+    event_type: ClassVar[str] = "ticket_created"
+    payload: TicketPayload
+
+
+class _WireRefund(_Wire, tag="refund_issued"):
+    event_type: ClassVar[str] = "refund_issued"
+    payload: RefundPayload
+
+
+_FAST = msgspec.json.Decoder(_WireOrder | _WireTicket | _WireRefund)
+_SIXTY = {f"{i:02d}": i for i in range(60)}  # "00".."59" -> int: minutes and seconds, no int() parsing
+_HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}")
+_hours: dict[str, int | None] = {}  # "YYYY-MM-DDTHH" -> epoch ms (None: not a valid hour for Pydantic)
+
+
+def _hour_ms(prefix: str) -> int | None:
+    """Epoch ms of an hour as Pydantic reads it (cached: a stream has few distinct hours)."""
+    ms = _hours.get(prefix, -1)
+    if ms == -1:
+        ms = None
+        if _HOUR.fullmatch(prefix):
+            with suppress(ValidationError):
+                ms = int(_DATETIME.validate_json(f'"{prefix}:00:00Z"').timestamp() * 1000)
+        if len(_hours) >= 100_000:
+            _hours.clear()
+        _hours[prefix] = ms
+    return ms
+
+
+def canonical_ms(ts: str) -> int | None:
+    """Epoch ms of ``YYYY-MM-DDTHH:MM:SSZ``, else None (the caller falls back to Pydantic)."""
+    if len(ts) != 20 or ts[19] != "Z" or ts[13] != ":" or ts[16] != ":":
+        return None
+    minute, second = _SIXTY.get(ts[14:16]), _SIXTY.get(ts[17:19])
+    if minute is None or second is None:
+        return None
+    hour = _hour_ms(ts[:13])
+    return None if hour is None else hour + minute * 60_000 + second * 1000
+
+
+def reference_decode(raw: str | bytes) -> Event:
+    """The Pydantic path, the reference the fast path must equal; raises :class:`InvalidEvent`."""
+    env = parse_event(raw)
+    p = env.payload
+    payload: Payload
+    if isinstance(p, TicketCreated):
+        payload = TicketPayload(p.ticket_id, p.priority, p.category)
+    elif isinstance(p, OrderPlaced):
+        payload = OrderPayload(p.order_id, str(p.amount))
+    else:
+        payload = RefundPayload(p.order_id, str(p.amount))
+    return Event(env.event_id, env.event_type, env.customer_id, int(env.timestamp.timestamp() * 1000), payload)
+
+
+def fast_decode(raw: str | bytes) -> Event | None:
+    """The msgspec path: the event if it is in the canonical subset, else None (not a verdict)."""
+    try:
+        w = _FAST.decode(raw)
+    except msgspec.DecodeError:  # includes msgspec.ValidationError
+        return None
+    ts_ms = canonical_ms(w.timestamp)
+    return None if ts_ms is None else Event(w.event_id, w.event_type, w.customer_id, ts_ms, w.payload)
+
+
+def decode_event(raw: str | bytes) -> Event:
+    """Validate one raw JSON event (fast path, else Pydantic); raises :class:`InvalidEvent`."""
+    event = fast_decode(raw)
+    return reference_decode(raw) if event is None else event

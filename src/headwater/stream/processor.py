@@ -33,7 +33,7 @@ from headwater.resilience.dlq import DeadLetter
 from headwater.resilience.retry import ExponentialBackoff, Retrier, RetriesExhausted
 from headwater.stream.checkpoint import CheckpointPolicy, PartitionCheckpoint, load_checkpoints, totals
 from headwater.stream.config import StreamConfig
-from headwater.stream.events import InvalidEvent, parse_event
+from headwater.stream.events import Event, InvalidEvent, decode_event
 from headwater.stream.log import (
     CUSTOMER_ALERTS,
     CUSTOMER_EVENTS,
@@ -44,7 +44,7 @@ from headwater.stream.log import (
     LogRecord,
     Record,
 )
-from headwater.stream.rules import DEFAULT_HANDLERS, Event, Handler, evict, expires_ms
+from headwater.stream.rules import DEFAULT_HANDLERS, Handler, evict, expires_ms
 from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.state import CustomerState, SqliteStateStore, StateItem, StateStore
 
@@ -220,33 +220,32 @@ class Processor:
         counts = cp.counts
         counts["in"] += 1
         try:
-            env = parse_event(rec.value)
+            event = decode_event(rec.value)
         except InvalidEvent as exc:
             self._dead_letter(rec, cp, exc.message, "InvalidEvent", 1, False)
             return
-        ts_ms = int(env.timestamp.timestamp() * 1000)
+        ts_ms = event.ts_ms
         if ts_ms < cp.watermark_ms - self.rules.lateness_ms:
-            self._late(rec, cp, env.event_id, ts_ms)
+            self._late(rec, cp, event.event_id, ts_ms)
             return
         if ts_ms > cp.watermark_ms:
             cp.watermark_ms = ts_ms
-        key = env.customer_id
+        key = event.customer_id
         if not -INT64 <= key < INT64:  # would not fit the state store's key: a poison pill otherwise
             self._dead_letter(rec, cp, f"customer_id {key} is out of the 64-bit range", "InvalidEvent", 1, False,
-                              env.event_id)
+                              event.event_id)
             return
         st = self._state(key, rec.partition)
         evict(st, cp.watermark_ms, self.rules)
-        if env.event_id in st.seen:
+        if event.event_id in st.seen:
             counts["duplicates"] += 1
             counts["processed"] += 1
             return
-        handler = self.handlers.get(env.event_type)
+        handler = self.handlers.get(event.event_type)
         if handler is None:
-            self._dead_letter(rec, cp, f"no handler for event_type {env.event_type!r}", "ConfigError", 1, False,
-                              env.event_id)
+            self._dead_letter(rec, cp, f"no handler for event_type {event.event_type!r}", "ConfigError", 1, False,
+                              event.event_id)
             return
-        event = Event(env.event_id, env.event_type, key, ts_ms, env.payload)
         try:
             alerts = handler(event, st, self.rules)  # fast path: no retry machinery unless it fails
         except Exception as first:
@@ -254,7 +253,7 @@ class Processor:
             if result is None:
                 return
             alerts = result
-        st.seen[env.event_id] = ts_ms
+        st.seen[event.event_id] = ts_ms
         if ts_ms > st.last_ms:
             st.last_ms = ts_ms
         self._dirty.add(key)

@@ -33,10 +33,10 @@ import hashlib
 from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import NamedTuple
 
-from headwater.domain.records import Alert, OrderPlaced, RefundIssued, TicketCreated
+from headwater.domain.records import Alert
 from headwater.stream.config import RuleConfig
+from headwater.stream.events import Event, OrderPayload, RefundPayload, TicketPayload
 from headwater.stream.state import COND, EID, HIGH, RISK, TS, VIP, CustomerState
 
 AT_RISK = "customer_at_risk"
@@ -49,19 +49,6 @@ ACTIONS = {
     LARGE_REFUND: "Review the refund and contact the customer to understand what went wrong before they churn.",
     VIP_ESCALATION: "Route the ticket to a senior agent now and call back within 1 hour: high-value customer.",
 }
-
-
-class Event(NamedTuple):
-    """A validated customer event as the rules see it (``ts_ms``: event time in epoch milliseconds).
-
-    A NamedTuple: one is built per event, and it is the cheapest immutable record.
-    """
-
-    event_id: str
-    event_type: str
-    customer_id: int
-    ts_ms: int
-    payload: OrderPlaced | TicketCreated | RefundIssued
 
 
 Handler = Callable[[Event, CustomerState, RuleConfig], list[Alert]]
@@ -110,7 +97,7 @@ def _holds(tickets: list[list], i: int, cfg: RuleConfig) -> bool:
 def on_ticket(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[Alert]:
     """Insert the ticket in event-time order, update the at-risk episodes, check VIP escalation."""
     p = ev.payload
-    assert isinstance(p, TicketCreated)
+    assert isinstance(p, TicketPayload)
     high = p.priority == "high"
     tickets = st.tickets
     key = (ev.ts_ms, ev.event_id)
@@ -196,7 +183,7 @@ def _vip_check(customer_id: int, st: CustomerState, ticket: list, cfg: RuleConfi
 def on_order(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[Alert]:
     """Remember the order for the VIP look-back; a late order re-checks high tickets after it."""
     p = ev.payload
-    assert isinstance(p, OrderPlaced)
+    assert isinstance(p, OrderPayload)
     ts, amount = ev.ts_ms, int(p.amount * 100)
     ots, cents = st.orders_ts, st.orders_cents
     if ots and ots[-1] > ts:
@@ -222,7 +209,7 @@ def on_order(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[Alert]:
 def on_refund(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[Alert]:
     """Alert on a refund strictly above the threshold; stateless."""
     p = ev.payload
-    assert isinstance(p, RefundIssued)
+    assert isinstance(p, RefundPayload)
     if p.amount <= cfg.large_refund_threshold:
         return []
     reason = f"refund of {p.amount} on order {p.order_id} exceeds {cfg.large_refund_threshold}"
