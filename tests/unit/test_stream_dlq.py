@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -157,3 +158,12 @@ def test_dlq_list_show_and_replay_once(tmp_path):
     counts = w.processor().run(until_idle=True)
     assert counts["in"] == 5 and counts["dead_lettered"] == 4  # still bad: dead-lettered again, not lost
     assert dlq.replay([letters[0].letter_id]) == 1
+
+
+def test_dead_letter_json_is_the_flat_sorted_record_and_round_trips():
+    letter = DeadLetter(letter_id="customer_events:1:7", source="customer_events", reason='bad "x" é',
+                        error_type="InvalidEvent", payload='{"a": 1}', attempts=2, failed_at="2024-03-01T00:00:00Z",
+                        retryable=True, key=None, event_id="E1")
+    assert letter.to_json() == json.dumps(dataclasses.asdict(letter), separators=(",", ":"), sort_keys=True)
+    assert letter.to_json().startswith('{"attempts":2,"error_type":"InvalidEvent","event_id":"E1"')
+    assert DeadLetter.from_json(letter.to_json()) == letter

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from decimal import Decimal
 
 import msgspec
 import pytest
@@ -208,3 +209,9 @@ def test_payload_amount_is_pydantics_decimal():
         fast = fast_decode(_refund(amount))
         assert fast is not None and fast.payload.amount == ref.amount and str(fast.payload.amount) == str(ref.amount)
     assert reference_decode(_refund(12.5)).payload.amount_text == "12.5"  # a JSON number keeps Pydantic's reading
+
+
+@pytest.mark.parametrize("text", ["0.00", "0.05", "26.14", "1234567890.99", "12.5", "1E+2", "1.5E+3", "-0.00", "7",
+                                  "0.1", "1.2E-7", "1.23E+10"])
+def test_order_cents_equal_the_decimal_reading(text):
+    assert OrderPayload(1, text).cents == int(Decimal(text) * 100)

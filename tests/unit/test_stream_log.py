@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from headwater.errors import ConfigError, StorageError
-from headwater.stream.log import Committed, EventLog, Record, append, iter_topic, partition_for
+from headwater.stream.log import Committed, EventLog, LogRecord, Record, append, iter_topic, partition_for
 from headwater.stream.sqlite_log import LogBusyError, SqliteLog
 
 
@@ -40,6 +40,15 @@ def test_read_from_offset_with_limit(log):
     append(log, "t", [Record(None, str(i)) for i in range(10)])
     assert [r.value for r in log.read("t", 0, 4, 3)] == ["4", "5", "6"]
     assert log.read("t", 0, 10, 5) == []
+
+
+def test_read_gives_whole_log_records(log):
+    log.clock = lambda: 1234.5678
+    append(log, "t", [Record("k", "v0"), Record("k", "v1")])
+    p = partition_for("k", 3)
+    got = log.read("t", p, 1, 5)
+    assert got == [LogRecord("t", p, 1, "k", "v1", 1234567)]
+    assert type(got[0]) is LogRecord and got[0].appended_ms == 1234567 and got[0].topic == "t"
 
 
 def test_consumer_groups_are_independent(log):

@@ -137,6 +137,16 @@ class OrderPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def amount(self) -> Decimal:
         return Decimal(self.amount_text)
 
+    @property
+    def cents(self) -> int:
+        """``int(amount * 100)``, read off the text when it is ``[-]digits.dd`` (no Decimal on the hot path).
+
+        ``amount_text`` is canonical (fast path) or ``str(Decimal)`` (Pydantic path); the point is
+        third from the end exactly when the Decimal has two decimal places.
+        """
+        t = self.amount_text
+        return int(t.replace(".", "")) if t[-3:-2] == "." else int(self.amount * 100)
+
 
 class TicketPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A ``ticket_created`` payload as the rules see it (fields of the domain ``TicketCreated``)."""
@@ -199,20 +209,19 @@ class _WireRefund(_Wire, tag="refund_issued"):
 _FAST = msgspec.json.Decoder(_WireOrder | _WireTicket | _WireRefund)
 _SIXTY = {f"{i:02d}": i for i in range(60)}  # "00".."59" -> int: minutes and seconds, no int() parsing
 _HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}")
-_hours: dict[str, int | None] = {}  # "YYYY-MM-DDTHH" -> epoch ms (None: not a valid hour for Pydantic)
+_INVALID = -1  # cached for an hour Pydantic rejects (real hours are multiples of 3,600,000 ms)
+_hours: dict[str, int] = {}  # "YYYY-MM-DDTHH" -> epoch ms as Pydantic reads it, or _INVALID
 
 
-def _hour_ms(prefix: str) -> int | None:
-    """Epoch ms of an hour as Pydantic reads it (cached: a stream has few distinct hours)."""
-    ms = _hours.get(prefix, -1)
-    if ms == -1:
-        ms = None
-        if _HOUR.fullmatch(prefix):
-            with suppress(ValidationError):
-                ms = int(_DATETIME.validate_json(f'"{prefix}:00:00Z"').timestamp() * 1000)
-        if len(_hours) >= 100_000:
-            _hours.clear()
-        _hours[prefix] = ms
+def _hour_ms(prefix: str) -> int:
+    """Epoch ms of an hour as Pydantic reads it, cached (a stream has few distinct hours)."""
+    ms = _INVALID
+    if _HOUR.fullmatch(prefix):
+        with suppress(ValidationError):
+            ms = int(_DATETIME.validate_json(f'"{prefix}:00:00Z"').timestamp() * 1000)
+    if len(_hours) >= 100_000:
+        _hours.clear()
+    _hours[prefix] = ms
     return ms
 
 
@@ -220,11 +229,13 @@ def canonical_ms(ts: str) -> int | None:
     """Epoch ms of ``YYYY-MM-DDTHH:MM:SSZ``, else None (the caller falls back to Pydantic)."""
     if len(ts) != 20 or ts[19] != "Z" or ts[13] != ":" or ts[16] != ":":
         return None
+    hour = _hours.get(ts[:13])
+    if hour is None:
+        hour = _hour_ms(ts[:13])
     minute, second = _SIXTY.get(ts[14:16]), _SIXTY.get(ts[17:19])
-    if minute is None or second is None:
+    if hour == _INVALID or minute is None or second is None:
         return None
-    hour = _hour_ms(ts[:13])
-    return None if hour is None else hour + minute * 60_000 + second * 1000
+    return hour + minute * 60_000 + second * 1000
 
 
 def reference_decode(raw: str | bytes) -> Event:

@@ -108,6 +108,7 @@ class Processor:
                  on_commit: Callable[[CommittedBatch], None] | None = None) -> None:
         self.source, self.sink, self.state, self.config = source, sink, state, config
         self.rules = config.rules
+        self._lateness_ms = config.rules.lateness_ms
         self.handlers = dict(DEFAULT_HANDLERS if handlers is None else handlers)
         self.retrier = retrier or ExponentialBackoff(max_attempts=config.max_attempts,
                                                      base_delay_s=config.retry_base_delay_s)
@@ -225,18 +226,21 @@ class Processor:
             self._dead_letter(rec, cp, exc.message, "InvalidEvent", 1, False)
             return
         ts_ms = event.ts_ms
-        if ts_ms < cp.watermark_ms - self.rules.lateness_ms:
+        wm = cp.watermark_ms
+        if ts_ms < wm - self._lateness_ms:
             self._late(rec, cp, event.event_id, ts_ms)
             return
-        if ts_ms > cp.watermark_ms:
-            cp.watermark_ms = ts_ms
+        if ts_ms > wm:
+            cp.watermark_ms = wm = ts_ms
         key = event.customer_id
         if not -INT64 <= key < INT64:  # would not fit the state store's key: a poison pill otherwise
             self._dead_letter(rec, cp, f"customer_id {key} is out of the 64-bit range", "InvalidEvent", 1, False,
                               event.event_id)
             return
-        st = self._state(key, rec.partition)
-        evict(st, cp.watermark_ms, self.rules)
+        st = self._cache.get(key)
+        if st is None:
+            st = self._state(key, rec.partition)
+        evict(st, wm, self.rules)
         if event.event_id in st.seen:
             counts["duplicates"] += 1
             counts["processed"] += 1

@@ -184,7 +184,7 @@ def on_order(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[Alert]:
     """Remember the order for the VIP look-back; a late order re-checks high tickets after it."""
     p = ev.payload
     assert isinstance(p, OrderPayload)
-    ts, amount = ev.ts_ms, int(p.amount * 100)
+    ts, amount = ev.ts_ms, p.cents
     ots, cents = st.orders_ts, st.orders_cents
     if ots and ots[-1] > ts:
         k = bisect_right(ots, ts)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +38,9 @@ _SCHEMA = (
         offset INTEGER NOT NULL, metadata TEXT NOT NULL,
         PRIMARY KEY (grp, topic, partition)) WITHOUT ROWID""",
 )
+
+
+_as_log_record = partial(tuple.__new__, LogRecord)  # (row) -> LogRecord without a Python-level call
 
 
 class LogBusyError(RetryableError):
@@ -246,9 +250,10 @@ class SqliteLog:
     # -- reading -----------------------------------------------------------------------------------
     def read(self, topic: str, partition: int, offset: int, limit: int) -> list[LogRecord]:
         rows = self._execute(
-            "SELECT offset, key, value, appended_ms FROM records WHERE topic = ? AND partition = ? "
-            "AND offset >= ? ORDER BY offset LIMIT ?", (topic, partition, offset, limit), "read records").fetchall()
-        return [LogRecord(topic, partition, o, k, v, ms) for o, k, v, ms in rows]
+            "SELECT topic, partition, offset, key, value, appended_ms FROM records WHERE topic = ? "
+            "AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?", (topic, partition, offset, limit),
+            "read records").fetchall()
+        return list(map(_as_log_record, rows))  # rows are in LogRecord's field order: no per-row Python
 
     def committed(self, group: str, topic: str) -> dict[int, Committed]:
         rows = self._execute("SELECT partition, offset, metadata FROM group_offsets WHERE grp = ? AND topic = ?",
