@@ -69,7 +69,7 @@ def main() -> None:
     lake = Lake(settings.lake_dir)
     store = RunStore(settings.run_store)
     shutil.rmtree(lake.partition_dir("staging", daily.ORDER_STATE, day - timedelta(1)), ignore_errors=True)
-    steps = (daily.compute_order_metrics, daily.enrich_customer_metrics, daily.load_warehouse)
+    steps = (daily.compute_order_metrics, daily.load_warehouse)
     prof = cProfile.Profile()
     print(f"== full recompute of {day} in a fresh process (cProfile on)")
     for step in steps:
@@ -89,7 +89,7 @@ def main() -> None:
 
     orders_all = ParquetInput(tuple(lake.files("raw", "orders", end=day)), RAW_SCHEMAS["orders"])
     tickets_all = ParquetInput(tuple(lake.files("raw", "support_tickets", end=day)), RAW_SCHEMAS["support_tickets"])
-    _, end = daily.data_interval(day)
+    params = daily.window_params(day)
 
     def staged(name: str, schema) -> ParquetInput:
         return ParquetInput(tuple(lake.files("staging", name, day, day)), schema)
@@ -103,9 +103,9 @@ def main() -> None:
         "support_ticket_state (full)": (
             daily.TICKET_STATE,
             {"previous": pa.Table.from_batches([], daily.TICKET_STATE_SCHEMA), "rows": tickets_all},
-            {"interval_end": end},
+            {k: params[k] for k in ("interval_end", "since_90d")},
         ),
-        "customer_metrics (enrich)": (
+        "customer_metrics (snapshot)": (
             daily.CUSTOMER_METRICS,
             {
                 "order_state": staged(daily.ORDER_STATE, daily.ORDER_STATE_SCHEMA),
@@ -115,7 +115,7 @@ def main() -> None:
                     RAW_SCHEMAS["marketing_events"],
                 ),
             },
-            {"as_of": day, "interval_end": end},
+            params,
         ),
     }
     engine = DuckDBEngine()

@@ -119,7 +119,7 @@ def test_ticket_windows_edges(world, settings, store):
     for day in range(1, 32):  # ingest every day; compute only D (a full recompute, no state of D-1)
         for step in (daily.extract_orders, daily.ingest_support_tickets, daily.ingest_marketing_events):
             step(settings, date(2024, 1, day), "t", store)
-    for step in (daily.compute_order_metrics, daily.enrich_customer_metrics, daily.load_warehouse):
+    for step in (daily.compute_order_metrics, daily.load_warehouse):
         step(settings, date(2024, 1, 31), "t", store)
     d31 = snapshot(settings, "2024-01-31")[1]
     assert d31["tickets_30d"] == 1  # T2 (first second of D-29) in; T1 (last second of D-30) out

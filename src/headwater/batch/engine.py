@@ -79,10 +79,13 @@ def local_duckdb() -> duckdb.DuckDBPyConnection:
 
 
 class DuckDBEngine:
-    """In-memory DuckDB; the session time zone is UTC so timestamp -> date casts never shift a day."""
+    """DuckDB with the session time zone in UTC, so timestamp -> date casts never shift a day.
 
-    def __init__(self) -> None:
-        self.con = local_duckdb()
+    By default the thread's in-memory DuckDB; given a connection (e.g. the warehouse's own session),
+    it runs there, so a result can be loaded with :meth:`relation` without ever leaving DuckDB."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        self.con = local_duckdb() if con is None else con
         self._bound: list[str] = []
 
     def _bind(self, name: str, data: Input) -> None:
@@ -94,20 +97,34 @@ class DuckDBEngine:
                 rel = self.con.from_arrow(pa.Table.from_batches([], data.schema))  # empty_table() imports pandas
         else:
             rel = self.con.from_arrow(data)
-        rel.create_view(name, replace=True)
+        self.con.register(name, rel)  # a temporary view: never stored in a database file
         self._bound.append(name)
 
-    def run(self, transform: str, inputs: Mapping[str, Input], params: Mapping[str, object]) -> pa.Table:
+    def relation(
+        self, transform: str, inputs: Mapping[str, Input], params: Mapping[str, object]
+    ) -> duckdb.DuckDBPyRelation:
+        """The transform as a lazy relation of this engine's connection (valid until :meth:`close`)."""
         sql = transform_sql(transform)
         try:
             for name, data in inputs.items():
                 self._bind(name, data)
-            return self.con.sql(sql, params=dict(params)).to_arrow_table()
+            return self.con.sql(sql, params=dict(params))
         except duckdb.Error as exc:
             raise StorageError(f"transform {transform!r} failed: {exc}", transform=transform) from exc
+
+    def run(self, transform: str, inputs: Mapping[str, Input], params: Mapping[str, object]) -> pa.Table:
+        rel = self.relation(transform, inputs, params)
+        try:
+            return rel.to_arrow_table()
+        except duckdb.Error as exc:
+            raise StorageError(f"transform {transform!r} failed: {exc}", transform=transform) from exc
+
+    def count(self, name: str) -> int:
+        """Rows of a bound input (for row accounting; Parquet inputs answer from their footers)."""
+        return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]  # noqa: S608 - a bound name
 
     def close(self) -> None:
         """Drop this run's views so the thread's connection holds no input alive."""
         for name in self._bound:
-            self.con.execute(f'DROP VIEW IF EXISTS "{name}"')
+            self.con.unregister(name)
         self._bound.clear()

@@ -3,9 +3,9 @@
 ::
 
     wait_for_orders ──────────── extract_orders ──────── compute_order_metrics ─┐
-    wait_for_support_tickets ─── ingest_support_tickets ────────────────────────┼─ enrich_customer_metrics
+    wait_for_support_tickets ─── ingest_support_tickets ────────────────────────┼─ load_warehouse
     wait_for_marketing_events ── ingest_marketing_events ───────────────────────┘        │
-                 load_warehouse ── update_feature_store ── validate_output_quality ── notify_downstream
+                          update_feature_store ── validate_output_quality ── notify_downstream
 
 Each batch step is the plain function of :mod:`headwater.pipelines.daily` adapted to a task; the
 sensors wait for the interval's data (orders past the interval end in the source database, the
@@ -201,15 +201,12 @@ def build_pipeline(
         batch_step(daily.compute_order_metrics), inputs=["raw.orders", "staging.customer_order_state"],
         outputs=["staging.customer_order_state"], depends_on_past=True,
     )
-    enrich = task(
-        daily.enrich_customer_metrics,
-        ["staging.customer_order_state", "raw.support_tickets", "raw.marketing_events"],
-        ["staging.customer_metrics"],
-    )
+    # enrich the order state with support and marketing activity, and load D's partitions
     load = task(
         daily.load_warehouse,
-        ["staging.customer_metrics", "raw.orders", "staging.customer_order_state"],
-        ["warehouse.customer_metrics", "warehouse.daily_sales"],
+        ["staging.customer_order_state", "staging.support_ticket_state", "raw.support_tickets",
+         "raw.marketing_events", "raw.orders"],
+        ["staging.support_ticket_state", "warehouse.customer_metrics", "warehouse.daily_sales"],
     )
     features = p.task(
         feature_store_task, task_id="update_feature_store", inputs=["warehouse.customer_metrics"],
@@ -224,7 +221,7 @@ def build_pipeline(
     wait_orders >> extract >> metrics
     wait_tickets >> tickets
     wait_marketing >> marketing
-    [metrics, tickets, marketing] >> enrich >> load >> features >> validate >> notify
+    [metrics, tickets, marketing] >> load >> features >> validate >> notify
     return p
 
 

@@ -30,7 +30,7 @@ from headwater.quality.gate import DATASET_RULES, apply_gate, rejected_lines_tab
 from headwater.quality.ingest import evolve_drop, evolve_orders, known_customers, record_ingest
 from headwater.sources.database import extract_orders as read_source_orders
 from headwater.sources.landing import drop_files, parse_jsonl
-from headwater.storage.lake import PART_FILE, Lake
+from headwater.storage.lake import Lake
 from headwater.storage.warehouse import DuckDBWarehouse
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,18 @@ ORDER_STATE_SCHEMA = pa.schema(
 def data_interval(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, time(0), tzinfo=UTC)
     return start, start + timedelta(days=1)
+
+
+def window_params(day: date) -> dict[str, object]:
+    """The snapshot's time parameters: D, its interval end and the starts of the 30/90-day windows
+    (computed here once: interval arithmetic on TIMESTAMPTZ in SQL is per row and slow)."""
+    _, end = data_interval(day)
+    return {
+        "as_of": day,
+        "interval_end": end,
+        "since_30d": end - timedelta(days=30),
+        "since_90d": end - timedelta(days=90),
+    }
 
 
 def run_id_for(day: date, trigger: str = "manual") -> str:
@@ -145,14 +157,9 @@ def ingest_marketing_events(settings: Settings, day: date, run_id: str, store: R
 def _state_is_fresh(lake: Lake, raw_dataset: str, state: str, day: date) -> bool:
     """True when yesterday's state exists and no raw partition up to yesterday was rewritten after it."""
     prev = day - timedelta(days=1)
-    state_file = lake.partition_dir(STAGING, state, prev) / PART_FILE
-    if not state_file.is_file():
-        return False
-    written = state_file.stat().st_mtime_ns
-    days = lake.partitions(RAW, raw_dataset, end=prev)
-    return bool(days) and all(
-        (lake.partition_dir(RAW, raw_dataset, d) / PART_FILE).stat().st_mtime_ns <= written for d in days
-    )
+    written = lake.modified_ns(STAGING, state, prev, prev).get(prev)
+    stamps = lake.modified_ns(RAW, raw_dataset, end=prev)
+    return written is not None and bool(stamps) and max(stamps.values()) <= written
 
 
 def _fold_state(
@@ -172,7 +179,7 @@ def _fold_state(
     engine = DuckDBEngine()
     try:
         table = engine.run(state, {"previous": previous, "rows": rows}, params)
-        folded = engine.con.execute("SELECT count(*) FROM rows").fetchone()[0]
+        folded = engine.count("rows")
     finally:
         engine.close()
     table = table.cast(state_schema)
@@ -183,60 +190,46 @@ def _fold_state(
 def compute_order_metrics(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
     """Per-customer order aggregates as of D: yesterday's state + today's orders, or a full recompute."""
     lake = Lake(settings.lake_dir)
-    if not (lake.partition_dir(RAW, "orders", day) / PART_FILE).is_file():
+    if day not in lake.modified_ns(RAW, "orders", day, day):
         raise SourceNotReady(f"no raw orders for {day}: run extract_orders first", dataset="orders")
     _, consumed = _fold_state(lake, "orders", ORDER_STATE, ORDER_STATE_SCHEMA, day, {"as_of": day})
     return StepCounts("compute_order_metrics", rows_in=consumed, rows_out=consumed)
 
 
-def enrich_customer_metrics(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
-    """Order state + support and marketing activity -> the customer-metrics snapshot of D."""
+def load_warehouse(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
+    """Enrich D's order state with support and marketing activity into D's customer-metrics snapshot,
+    and replace D's partitions of ``customer_metrics`` and ``daily_sales`` in one transaction.
+
+    The snapshot is computed inside the warehouse's own DuckDB session and inserted from there: it
+    is never serialised between steps (staging it as Parquet and reading it back cost about as much
+    as computing and loading it). The ticket state, needed tomorrow, is written to staging."""
     lake = Lake(settings.lake_dir)
-    _, end = data_interval(day)
+    params = window_params(day)
     order_state = ParquetInput(tuple(lake.files(STAGING, ORDER_STATE, day, day)), ORDER_STATE_SCHEMA)
     if not order_state.files:
         raise SourceNotReady(f"no order state for {day}: run compute_order_metrics first")
-    tickets, _ = _fold_state(lake, "support_tickets", TICKET_STATE, TICKET_STATE_SCHEMA, day, {"interval_end": end})
-    inputs = {
-        "order_state": order_state,
-        "tickets": tickets,
-        "marketing": ParquetInput(
-            tuple(lake.files(RAW, "marketing_events", day - timedelta(MARKETING_LOOKBACK_DAYS), day)),
-            RAW_SCHEMAS["marketing_events"],
-        ),
-    }
-    engine = DuckDBEngine()
-    try:
-        metrics = engine.run(CUSTOMER_METRICS, inputs, {"as_of": day, "interval_end": end})
-        customers_in = engine.con.execute("SELECT count(*) FROM order_state").fetchone()[0]
-    finally:
-        engine.close()
-    lake.write_partition(STAGING, CUSTOMER_METRICS, day, metrics)
-    return StepCounts("enrich_customer_metrics", rows_in=customers_in, rows_out=metrics.num_rows)
-
-
-def load_warehouse(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
-    """Replace D's partitions of ``customer_metrics`` and ``daily_sales`` in one transaction."""
-    lake = Lake(settings.lake_dir)
-    metrics = lake.read_partition(STAGING, CUSTOMER_METRICS, day)
-    engine = DuckDBEngine()
-    try:
-        sales = engine.run(
-            "daily_sales",
-            {
-                "orders": ParquetInput(tuple(lake.files(RAW, "orders", day, day)), RAW_SCHEMAS["orders"]),
-                "order_state": ParquetInput(tuple(lake.files(STAGING, ORDER_STATE, day, day)), ORDER_STATE_SCHEMA),
-            },
-            {"as_of": day},
-        )
-    finally:
-        engine.close()
+    ticket_params = {k: params[k] for k in ("interval_end", "since_90d")}
+    tickets, _ = _fold_state(lake, "support_tickets", TICKET_STATE, TICKET_STATE_SCHEMA, day, ticket_params)
+    marketing = ParquetInput(
+        tuple(lake.files(RAW, "marketing_events", day - timedelta(MARKETING_LOOKBACK_DAYS), day)),
+        RAW_SCHEMAS["marketing_events"],
+    )
+    orders = ParquetInput(tuple(lake.files(RAW, "orders", day, day)), RAW_SCHEMAS["orders"])
     warehouse = DuckDBWarehouse(settings.warehouse)
+    engine = warehouse.engine()
     try:
-        loaded = warehouse.replace_partitions(day, {"customer_metrics": metrics, "daily_sales": sales})
+        snapshot = engine.relation(
+            CUSTOMER_METRICS,
+            {"order_state": order_state, "tickets": tickets, "marketing": marketing},
+            params,
+        )
+        sales = engine.relation("daily_sales", {"orders": orders, "order_state": order_state}, {"as_of": day})
+        customers_in = engine.count("order_state")
+        loaded = warehouse.replace_partitions(day, {"customer_metrics": snapshot, "daily_sales": sales})
     finally:
+        engine.close()
         warehouse.close()
-    return StepCounts("load_warehouse", rows_in=metrics.num_rows, rows_out=loaded["customer_metrics"])
+    return StepCounts("load_warehouse", rows_in=customers_in, rows_out=loaded["customer_metrics"])
 
 
 def validate_quality(settings: Settings, day: date, run_id: str, store: RunStore) -> StepCounts:
@@ -254,7 +247,6 @@ STEPS: tuple[Step, ...] = (
     ingest_support_tickets,
     ingest_marketing_events,
     compute_order_metrics,
-    enrich_customer_metrics,
     load_warehouse,
     validate_quality,
 )

@@ -16,6 +16,7 @@ from typing import Protocol
 import duckdb
 import pyarrow as pa
 
+from headwater.batch.engine import DuckDBEngine
 from headwater.errors import ConfigError, StorageError
 from headwater.quality.contracts import CONTRACTS, WAREHOUSE_TABLES, Contract, sql_type
 
@@ -62,8 +63,13 @@ def release_warehouses() -> None:
         _instances.clear()
 
 
+# A partition's new rows: an Arrow table, or a relation of the warehouse's own DuckDB session (see
+# ``DuckDBWarehouse.engine``), which loads without leaving DuckDB. Other warehouses take Arrow.
+Rows = pa.Table | duckdb.DuckDBPyRelation
+
+
 class Warehouse(Protocol):
-    def replace_partitions(self, day: date, tables: Mapping[str, pa.Table]) -> dict[str, int]: ...
+    def replace_partitions(self, day: date, tables: Mapping[str, Rows]) -> dict[str, int]: ...
 
     def query(self, sql: str, params: Sequence[object] = ()) -> pa.Table: ...
 
@@ -88,28 +94,32 @@ class DuckDBWarehouse:
         except duckdb.Error as exc:
             raise StorageError(f"cannot open warehouse {self.path}: {exc}") from exc
 
-    def replace_partitions(self, day: date, tables: Mapping[str, pa.Table]) -> dict[str, int]:
+    def engine(self) -> DuckDBEngine:
+        """An engine running in this warehouse's session: a transform's result is inserted straight
+        from DuckDB, never serialised (a 230k-row snapshot costs ~0.25 s per Parquet round trip)."""
+        return DuckDBEngine(self.con)
+
+    def replace_partitions(self, day: date, tables: Mapping[str, Rows]) -> dict[str, int]:
         """Atomically replace the ``day`` partition of each table, all in one transaction."""
         unknown = set(tables) - set(TABLES)
         if unknown:
             raise ConfigError(f"unknown warehouse table(s): {', '.join(sorted(unknown))}")
-        cur = self.con.cursor()
+        con, loaded = self.con, {}
         try:
-            cur.execute("BEGIN TRANSACTION")
+            con.execute("BEGIN TRANSACTION")
             for table, data in tables.items():
                 column = TABLES[table][0]
-                cur.register("incoming", data)
+                con.register("incoming", data)
                 # Table and column names come from TABLES (a fixed allow-list), never from input.
-                cur.execute(f"DELETE FROM {table} WHERE {column} = ?", [day])  # noqa: S608
-                cur.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")  # noqa: S608
-                cur.unregister("incoming")
-            cur.execute("COMMIT")
+                con.execute(f"DELETE FROM {table} WHERE {column} = ?", [day])  # noqa: S608
+                insert = f"INSERT INTO {table} BY NAME SELECT * FROM incoming"  # noqa: S608
+                loaded[table] = con.execute(insert).fetchall()[0][0]
+                con.unregister("incoming")
+            con.execute("COMMIT")
         except duckdb.Error as exc:
-            cur.execute("ROLLBACK")
+            con.execute("ROLLBACK")
             raise StorageError(f"cannot load the warehouse for {day}: {exc}", partition=str(day)) from exc
-        finally:
-            cur.close()
-        return {table: data.num_rows for table, data in tables.items()}
+        return loaded
 
     def query(self, sql: str, params: Sequence[object] = ()) -> pa.Table:
         try:
