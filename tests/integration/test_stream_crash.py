@@ -29,7 +29,7 @@ from headwater.stream.loader import load_file
 from headwater.stream.log import CUSTOMER_ALERTS, CUSTOMER_EVENTS, DEAD_LETTERS, LATE_EVENTS, iter_topic
 from headwater.stream.processor import sqlite_processor
 from headwater.stream.sqlite_log import SqliteLog
-from headwater.stream.state import CustomerState
+from headwater.stream.state import CustomerState, SqliteStateStore
 from headwater.stream.synthetic import generate_events, write_jsonl
 
 EVENTS = 100_000
@@ -46,14 +46,12 @@ def outputs(path: Path, group: str = StreamConfig().group) -> dict:
         late = [json.loads(r.value)["source"] for r in iter_topic(log, LATE_EVENTS)]
         cps = load_checkpoints(log, group, CUSTOMER_EVENTS)
         wm = {p: cp.watermark_ms for p, cp in cps.items()}
+        store = SqliteStateStore(log, group)
+        store.open()
+        # compare decoded values: equal states may encode to different bytes (marshal shares references)
+        live_state = {(k, CustomerState.decode(v).to_json()) for k, p, e, v in store.items() if e >= wm[p]}
     finally:
         log.close()
-    con = sqlite3.connect(path)
-    # compare decoded values: equal states may encode to different bytes (marshal shares references)
-    live_state = {(k, CustomerState.decode(v).to_json())
-                  for k, p, e, v in con.execute("SELECT key, partition, expires_ms, value FROM stream_state")
-                  if e >= wm[p]}
-    con.close()
     return {"alerts": alerts, "letters": letters, "late": late, "counts": totals(cps), "state": live_state}
 
 

@@ -44,7 +44,7 @@ from headwater.stream.log import (
     LogRecord,
     Record,
 )
-from headwater.stream.rules import DEFAULT_HANDLERS, Handler, evict, expires_ms
+from headwater.stream.rules import DEFAULT_HANDLERS, Handler, evict, expiry_horizon_ms
 from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.state import CustomerState, SqliteStateStore, StateItem, StateStore
 
@@ -109,6 +109,7 @@ class Processor:
         self.source, self.sink, self.state, self.config = source, sink, state, config
         self.rules = config.rules
         self._lateness_ms = config.rules.lateness_ms
+        self._horizon_ms = expiry_horizon_ms(config.rules)
         self.handlers = dict(DEFAULT_HANDLERS if handlers is None else handlers)
         self.retrier = retrier or ExponentialBackoff(max_attempts=config.max_attempts,
                                                      base_delay_s=config.retry_base_delay_s)
@@ -339,11 +340,11 @@ class Processor:
         if batch.events == 0 and not self._dirty:
             self._last_commit = self.monotonic()
             return
-        rules = self.rules
+        cache, horizon = self._cache, self._horizon_ms
         items = []
         for key in self._dirty:
-            st = self._cache[key]
-            items.append(StateItem(key, st.partition, st.encode(), expires_ms(st, rules)))
+            st = cache[key]
+            items.append(StateItem(key, st.partition, st.encode(), st.last_ms + horizon))
         sweep = [p for p, cp in self.checkpoints.items()
                  if cp.watermark_ms - self._swept_wm.get(p, cp.watermark_ms) >= SWEEP_EVERY_MS]
         with self.sink.transaction() as tx:
@@ -375,7 +376,8 @@ class Processor:
         for p in partitions:
             wm = self.checkpoints[p].watermark_ms
             keys = self._keys.get(p, set())
-            gone = [k for k in keys if expires_ms(self._cache[k], self.rules) < wm]
+            cache, last_before = self._cache, wm - self._horizon_ms
+            gone = [k for k in keys if cache[k].last_ms < last_before]
             for k in gone:
                 del self._cache[k]
             keys.difference_update(gone)

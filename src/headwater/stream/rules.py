@@ -255,9 +255,10 @@ def evict(st: CustomerState, watermark_ms: int, cfg: RuleConfig) -> None:
         del seen[eid]
 
 
-def expires_ms(st: CustomerState, cfg: RuleConfig) -> int:
-    """A watermark after which every item of ``st`` is evictable (the whole key can go); O(1).
+def expiry_horizon_ms(cfg: RuleConfig) -> int:
+    """A customer's whole state is evictable once the watermark passes ``last_ms`` + this horizon.
 
-    Conservative: every item is at most as recent as the customer's last event.
+    Conservative: every item is at most as recent as the customer's last event, and none is looked
+    back to after the longest window plus the allowed lateness.
     """
-    return st.last_ms + max(cfg.risk_window_ms, cfg.vip_window_ms) + cfg.lateness_ms
+    return max(cfg.risk_window_ms, cfg.vip_window_ms) + cfg.lateness_ms

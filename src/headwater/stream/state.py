@@ -8,11 +8,14 @@ customers active in the longest window, however long the stream runs.
 
 Values are opaque bytes to the store (the processor encodes them). Writes are *staged in the
 log's transaction*: the SQLite store shares the log's connection, so state, outputs and input
-offsets commit atomically (Kafka: a changelog topic written in the same producer transaction).
+offsets commit atomically. The SQLite store is a changelog (one appended row of changes per
+checkpoint, compacted by snapshots), as a Kafka changelog topic written in the same producer
+transaction would be.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import marshal
 import sqlite3
@@ -20,7 +23,7 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from headwater.errors import StorageError
 from headwater.stream.sqlite_log import SqliteLog, translate
@@ -38,11 +41,11 @@ def _column(raw: bytes) -> array:
     return col
 
 
-def _raw(col: array) -> bytes:
-    if _SWAP:
-        col = array("q", col)
-        col.byteswap()
-    return col.tobytes()
+def _swapped(col: array) -> array:
+    """A little-endian copy of ``col`` (big-endian hosts only)."""
+    col = array("q", col)
+    col.byteswap()
+    return col
 
 
 # Ticket fields, kept as small lists for cheap (de)serialisation: [ts_ms, event_id, high, cond, risk, vip]
@@ -71,9 +74,10 @@ class CustomerState:
 
     def encode(self) -> bytes:
         """Versioned binary encoding (marshal of plain lists + raw int64 columns: fast on the hot path)."""
-        return STATE_FORMAT + marshal.dumps((self.partition, self.tickets, _raw(self.orders_ts),
-                                             _raw(self.orders_cents), self.seen, self.tail_cond, self.tail_alerted,
-                                             self.last_ms), 4)
+        ots, cents = (self.orders_ts, self.orders_cents) if not _SWAP else (_swapped(self.orders_ts),
+                                                                             _swapped(self.orders_cents))
+        return STATE_FORMAT + marshal.dumps((self.partition, self.tickets, ots.tobytes(), cents.tobytes(), self.seen,
+                                             self.tail_cond, self.tail_alerted, self.last_ms), 4)
 
     @classmethod
     def decode(cls, blob: bytes) -> CustomerState:
@@ -101,9 +105,11 @@ class CustomerState:
         return len(self.tickets) + len(self.orders_ts) + len(self.seen)
 
 
-@dataclass(frozen=True, slots=True)
-class StateItem:
-    """A staged change: ``value`` None deletes the key; ``expires_ms`` drives the bulk sweep."""
+class StateItem(NamedTuple):
+    """A staged change: ``value`` None deletes the key; ``expires_ms`` drives the bulk sweep.
+
+    A NamedTuple: one is built per changed key per checkpoint, and it is the cheapest record.
+    """
 
     key: int
     partition: int
@@ -130,20 +136,42 @@ class StateStore(Protocol):
 
 
 _STATE_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS stream_state (
-        namespace TEXT NOT NULL, key INTEGER NOT NULL, partition INTEGER NOT NULL,
-        expires_ms INTEGER NOT NULL, value BLOB NOT NULL,
-        PRIMARY KEY (namespace, key)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS stream_state_expiry ON stream_state (namespace, partition, expires_ms)",
+    """CREATE TABLE IF NOT EXISTS stream_state_log (
+        seq INTEGER PRIMARY KEY, namespace TEXT NOT NULL, snapshot INTEGER NOT NULL, changes BLOB NOT NULL)""",
 )
+COMPACT_RATIO = 4  # write a snapshot once the changes since the last one reach 4x the live state ...
+COMPACT_MIN_BYTES = 4 << 20  # ... and at least 4 MiB
+
+Entry = tuple[int, int, bytes]  # (partition, expires_ms, value)
 
 
 class SqliteStateStore:
-    """:class:`StateStore` in the log's own SQLite file, on the log's connection (atomic commits)."""
+    """:class:`StateStore` in the log's own SQLite file, on the log's connection (atomic commits).
 
-    def __init__(self, log: SqliteLog, namespace: str) -> None:
+    A changelog, as Kafka Streams keeps state: each :meth:`put` appends *one* row holding every
+    change of the checkpoint (``marshal`` of ``(key, partition, expires_ms, value | None)`` tuples),
+    instead of rewriting one B-tree row (and its 4 KiB page) per changed key. :meth:`open` restores
+    the live map from the last snapshot row plus the change rows after it, and serves :meth:`get`
+    from memory (the state is bounded by eviction, see the module docstring). Once the changes
+    written since the last snapshot exceed ``COMPACT_RATIO`` times the live bytes, a put also writes
+    a snapshot of the live map and deletes the rows before it, in the same transaction.
+
+    The map runs ahead of the database inside a transaction: after a failed commit, :meth:`open`
+    it again (as :meth:`Processor.open` does: the processor's own cache is ahead too). State written
+    before the changelog (the ``stream_state`` table, one row per key, formats 1 and 2) is read at
+    open and moved into a snapshot by the first write.
+    """
+
+    def __init__(self, log: SqliteLog, namespace: str, *, compact_min_bytes: int = COMPACT_MIN_BYTES) -> None:
         self.log = log
         self.namespace = namespace
+        self.compact_min_bytes = compact_min_bytes
+        self._live: dict[int, Entry] = {}
+        self._expiry: dict[int, list[tuple[int, int]]] = {}  # partition -> heap of (expires_ms, key), lazy
+        self._heap_entries = 0
+        self._live_bytes = 0
+        self._since_snapshot = 0
+        self._legacy = False
 
     def open(self) -> None:
         self.log.open()
@@ -152,49 +180,138 @@ class SqliteStateStore:
                 self.log.connection.execute(stmt)
         except sqlite3.Error as exc:
             raise translate(exc, "create state tables", self.log.path) from exc
+        self._restore()
 
     def close(self) -> None:
         """The connection belongs to the log; nothing to release here."""
 
-    def get(self, key: int) -> bytes | None:
+    # -- reading -----------------------------------------------------------------------------------
+    def _rows(self, sql: str, params: tuple, action: str) -> list[tuple]:
         try:
-            row = self.log.connection.execute(
-                "SELECT value FROM stream_state WHERE namespace = ? AND key = ?", (self.namespace, key)).fetchone()
+            return self.log.connection.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise translate(exc, "read state", self.log.path) from exc
-        return None if row is None else row[0]
+            raise translate(exc, action, self.log.path) from exc
 
-    def put(self, items: Sequence[StateItem]) -> None:
+    def _restore(self) -> None:
+        """Rebuild the live map from disk: last snapshot + later changes (or the legacy table)."""
         ns = self.namespace
-        upserts = [(ns, i.key, i.partition, i.expires_ms, i.value) for i in items if i.value is not None]
-        deletes = [(ns, i.key) for i in items if i.value is None]
+        rows = self._rows(
+            "SELECT snapshot, changes FROM stream_state_log WHERE namespace = ? AND seq >= COALESCE("
+            "(SELECT MAX(seq) FROM stream_state_log WHERE namespace = ? AND snapshot = 1), 0) ORDER BY seq",
+            (ns, ns), "read state")
+        live: dict[int, Entry] = {}
+        since = 0
+        for snapshot, blob in rows:
+            since = 0 if snapshot else since + len(blob)
+            for key, partition, expires, value in marshal.loads(blob):
+                if value is None:
+                    live.pop(key, None)
+                else:
+                    live[key] = (partition, expires, value)
+        self._legacy = not rows and self._has_legacy_table()
+        if self._legacy:
+            live = {key: (p, e, v) for key, p, e, v in self._rows(
+                "SELECT key, partition, expires_ms, value FROM stream_state WHERE namespace = ?", (ns,),
+                "read state")}
+        self._live = live
+        self._live_bytes = sum(len(v) for _, _, v in live.values())
+        self._since_snapshot = since
+        self._index_expiry()
+
+    def _index_expiry(self) -> None:
+        """One heap of (expires_ms, key) per partition; stale entries (changed or gone keys) are skipped lazily."""
+        heaps: dict[int, list[tuple[int, int]]] = {}
+        for key, (p, e, _) in self._live.items():
+            heaps.setdefault(p, []).append((e, key))
+        for heap in heaps.values():
+            heapq.heapify(heap)
+        self._expiry = heaps
+        self._heap_entries = len(self._live)
+
+    def _has_legacy_table(self) -> bool:
+        return bool(self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stream_state'", (),
+                               "read state"))
+
+    def get(self, key: int) -> bytes | None:
+        entry = self._live.get(key)
+        return None if entry is None else entry[2]
+
+    def items(self) -> list[tuple[int, int, int, bytes]]:
+        """Every live ``(key, partition, expires_ms, value)`` (for inspection and tests)."""
+        return [(k, p, e, v) for k, (p, e, v) in sorted(self._live.items())]
+
+    def stats(self) -> tuple[int, int]:
+        """(keys, total bytes of values) as committed: for the bounded-state test and the CLI."""
+        committed = SqliteStateStore(self.log, self.namespace)
+        committed._restore()
+        return len(committed._live), committed._live_bytes
+
+    # -- writing -----------------------------------------------------------------------------------
+    def put(self, items: Sequence[StateItem]) -> None:
+        changes = []
+        live, live_bytes = self._live, self._live_bytes
+        expiry, pushed = self._expiry, 0
+        for key, partition, value, expires in items:
+            old = live.get(key)
+            if old is not None:
+                live_bytes -= len(old[2])
+            if value is None:
+                if old is None:
+                    continue
+                del live[key]
+            else:
+                live[key] = (partition, expires, value)
+                live_bytes += len(value)
+                if old is None or old[1] != expires or old[0] != partition:
+                    heap = expiry.get(partition)
+                    if heap is None:
+                        heap = expiry[partition] = []
+                    heapq.heappush(heap, (expires, key))
+                    pushed += 1
+            changes.append((key, partition, expires, value))
+        self._heap_entries += pushed
+        self._live_bytes = live_bytes
+        if self._heap_entries > 4 * len(live) + 4096:  # mostly stale entries: rebuild
+            self._index_expiry()
+        self._append(changes)
+
+    def delete_expired(self, partition: int, watermark_ms: int) -> int:
+        heap = self._expiry.get(partition, [])
+        live = self._live
+        changes = []
+        while heap and heap[0][0] < watermark_ms:
+            expires, key = heapq.heappop(heap)
+            self._heap_entries -= 1
+            entry = live.get(key)
+            if entry is not None and entry[0] == partition and entry[1] == expires:  # else a stale heap entry
+                del live[key]
+                self._live_bytes -= len(entry[2])
+                changes.append((key, partition, expires, None))
+        self._append(changes)
+        return len(changes)
+
+    def _append(self, changes: list[tuple[int, int, int, bytes | None]]) -> None:
+        """Stage one change row; then a snapshot if the changelog has grown enough (or to migrate)."""
+        if not changes and not self._legacy:
+            return
+        conn = self.log.connection
         try:
-            conn = self.log.connection
-            if upserts:
-                conn.executemany(
-                    "INSERT INTO stream_state (namespace, key, partition, expires_ms, value) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (namespace, key) DO UPDATE SET partition = excluded.partition, "
-                    "expires_ms = excluded.expires_ms, value = excluded.value", upserts)
-            if deletes:
-                conn.executemany("DELETE FROM stream_state WHERE namespace = ? AND key = ?", deletes)
+            if changes:
+                blob = marshal.dumps(changes, 4)
+                conn.execute("INSERT INTO stream_state_log (namespace, snapshot, changes) VALUES (?, 0, ?)",
+                             (self.namespace, blob))
+                self._since_snapshot += len(blob)
+            if self._legacy or self._since_snapshot > max(self.compact_min_bytes, COMPACT_RATIO * self._live_bytes):
+                self._snapshot(conn)
         except sqlite3.Error as exc:
             raise translate(exc, "write state", self.log.path) from exc
 
-    def delete_expired(self, partition: int, watermark_ms: int) -> int:
-        try:
-            cur = self.log.connection.execute(
-                "DELETE FROM stream_state WHERE namespace = ? AND partition = ? AND expires_ms < ?",
-                (self.namespace, partition, watermark_ms))
-        except sqlite3.Error as exc:
-            raise translate(exc, "expire state", self.log.path) from exc
-        return cur.rowcount
-
-    def stats(self) -> tuple[int, int]:
-        """(keys, total bytes of values): for the bounded-state test and the CLI."""
-        try:
-            row = self.log.connection.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM stream_state WHERE namespace = ?",
-                (self.namespace,)).fetchone()
-        except sqlite3.Error as exc:
-            raise translate(exc, "read state", self.log.path) from exc
-        return row[0], row[1]
+    def _snapshot(self, conn: sqlite3.Connection) -> None:
+        snapshot = [(k, p, e, v) for k, (p, e, v) in self._live.items()]
+        cur = conn.execute("INSERT INTO stream_state_log (namespace, snapshot, changes) VALUES (?, 1, ?)",
+                           (self.namespace, marshal.dumps(snapshot, 4)))
+        conn.execute("DELETE FROM stream_state_log WHERE namespace = ? AND seq < ?", (self.namespace, cur.lastrowid))
+        if self._legacy:
+            conn.execute("DELETE FROM stream_state WHERE namespace = ?", (self.namespace,))
+            self._legacy = False
+        self._since_snapshot = 0

@@ -1,0 +1,169 @@
+"""The changelog state store: round trips, expiry, compaction, rollback, and state written before it."""
+
+from __future__ import annotations
+
+import marshal
+import sqlite3
+from array import array
+
+import pytest
+
+from headwater.errors import StorageError
+from headwater.stream.config import StreamConfig
+from headwater.stream.sqlite_log import SqliteLog
+from headwater.stream.state import STATE_FORMAT_LISTS, CustomerState, SqliteStateStore, StateItem
+from tests.unit.stream_helpers import World, at, order, ticket
+
+NS = "headwater-stream"
+
+
+@pytest.fixture
+def log(tmp_path):
+    lg = SqliteLog(tmp_path / "log.sqlite")
+    lg.open()
+    yield lg
+    lg.close()
+
+
+def store_on(log: SqliteLog, **kwargs: int) -> SqliteStateStore:
+    store = SqliteStateStore(log, NS, **kwargs)
+    store.open()
+    return store
+
+
+def put(log: SqliteLog, store: SqliteStateStore, *items: StateItem) -> None:
+    with log.transaction():
+        store.put(items)
+
+
+def rows(log: SqliteLog) -> list[tuple[int, int]]:
+    return log.connection.execute("SELECT seq, snapshot FROM stream_state_log ORDER BY seq").fetchall()
+
+
+def test_puts_and_deletes_round_trip_through_a_reopen(log):
+    store = store_on(log)
+    put(log, store, StateItem(1, 0, b"a", 100), StateItem(2, 1, b"bb", 200))
+    put(log, store, StateItem(1, 0, b"a2", 150), StateItem(2, 1, None), StateItem(3, 1, b"c", 300))
+    assert store.get(1) == b"a2" and store.get(2) is None and store.get(3) == b"c"
+    again = store_on(log)
+    assert again.items() == [(1, 0, 150, b"a2"), (3, 1, 300, b"c")]
+    assert again.stats() == (2, 3)
+    assert len(rows(log)) == 2  # one row per put, not one per key
+
+
+def test_a_rolled_back_transaction_leaves_nothing_and_a_reopen_forgets_it(log):
+    store = store_on(log)
+    put(log, store, StateItem(1, 0, b"a", 100))
+    with pytest.raises(RuntimeError), log.transaction():
+        store.put([StateItem(1, 0, b"lost", 100), StateItem(2, 0, b"lost", 100)])
+        raise RuntimeError("crash before commit")
+    assert store.stats() == (1, 1)  # what is committed
+    store.open()
+    assert store.items() == [(1, 0, 100, b"a")]
+
+
+def test_delete_expired_drops_only_expired_keys_of_the_partition(log):
+    store = store_on(log)
+    put(log, store, StateItem(1, 0, b"a", 100), StateItem(2, 0, b"b", 300), StateItem(3, 1, b"c", 100))
+    put(log, store, StateItem(1, 0, b"a", 400))  # key 1 got younger: its old expiry is stale
+    with log.transaction():
+        assert store.delete_expired(0, 350) == 1  # only key 2 (expires 300); key 3 is in partition 1
+    assert [k for k, *_ in store.items()] == [1, 3]
+    assert [k for k, *_ in store_on(log).items()] == [1, 3]
+    with log.transaction():
+        assert store.delete_expired(0, 350) == 0
+
+
+def test_compaction_keeps_the_changelog_short_and_the_state_whole(log):
+    store = store_on(log, compact_min_bytes=2000)
+    expected = {}
+    for round_ in range(60):
+        items = [StateItem(k, k % 3, bytes([round_]) * 50, 1000 + round_) for k in range(round_ % 7, 40, 3)]
+        put(log, store, *items)
+        expected.update({i.key: (i.key, i.partition, i.expires_ms, i.value) for i in items})
+    seqs = rows(log)
+    assert sum(snap for _, snap in seqs) == 1 and seqs[0][1] == 1  # older rows went with each snapshot
+    assert len(seqs) < 15
+    assert store_on(log).items() == sorted(expected.values())
+
+
+def test_namespaces_are_independent(log):
+    a, b = store_on(log), SqliteStateStore(log, "other")
+    b.open()
+    put(log, a, StateItem(1, 0, b"a", 100))
+    with log.transaction():
+        b.put([StateItem(1, 0, b"b", 100)])
+    assert store_on(log).get(1) == b"a"
+    other = SqliteStateStore(log, "other")
+    other.open()
+    assert other.get(1) == b"b"
+
+
+def _legacy_file(path, values: dict[int, bytes]) -> None:
+    """A log file as Headwater wrote it before the changelog: one stream_state row per key."""
+    con = sqlite3.connect(path)
+    con.execute("""CREATE TABLE stream_state (
+        namespace TEXT NOT NULL, key INTEGER NOT NULL, partition INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL, value BLOB NOT NULL, PRIMARY KEY (namespace, key)) WITHOUT ROWID""")
+    con.executemany("INSERT INTO stream_state VALUES (?, ?, ?, ?, ?)",
+                    [(NS, k, 1, 10**13, v) for k, v in values.items()] + [("other", 9, 0, 5, b"x")])
+    con.commit()
+    con.close()
+
+
+def test_state_of_formats_1_and_2_in_the_old_table_is_read_then_moved(tmp_path):
+    v1 = STATE_FORMAT_LISTS + marshal.dumps((1, [[5, "E1", True, False, False, False]], [[4, 1000]], {"E1": 5},
+                                             False, False, 5), 4)
+    v2 = CustomerState(1, [[7, "E2", False, False, False, False]], array("q", [6]), array("q", [250]), {}, True,
+                       False, 7).encode()
+    path = tmp_path / "log.sqlite"
+    _legacy_file(path, {1: v1, 2: v2})
+    log = SqliteLog(path)
+    log.open()
+    store = store_on(log)
+    assert store.get(1) == v1 and store.get(2) == v2
+    assert CustomerState.decode(store.get(1)).orders() == [[4, 1000]]
+    assert CustomerState.decode(store.get(2)).tail_cond is True
+    put(log, store, StateItem(3, 1, b"new", 10**13))
+    assert log.connection.execute("SELECT namespace FROM stream_state").fetchall() == [("other",)]
+    assert [snap for _, snap in rows(log)][-1] == 1
+    assert [k for k, *_ in store_on(log).items()] == [1, 2, 3]
+    log.close()
+
+
+def test_a_processor_resumes_on_state_from_the_old_table(tmp_path):
+    # run on the changelog, copy its state into an old-style file, and continue there: same alerts
+    cfg = StreamConfig(batch_size=2, partitions=1)
+    first = [ticket("E1", 1, at(0)), ticket("E2", 1, at(1))]
+    rest = [ticket("E3", 1, at(2)), order("E4", 1, at(3))]
+    ref = World(tmp_path / "ref", cfg)
+    ref.feed(*first, *rest)
+    old = World(tmp_path / "old", cfg)
+    old.feed(*first)
+    values = dict((k, v) for k, _, _, v in store_on(old.log).items())
+    old.log.connection.execute("DELETE FROM stream_state_log")
+    old.log.close()
+    _legacy_file(tmp_path / "old" / "log.sqlite", values)
+    old.log.open()
+    old.feed(*rest)
+    assert old.alerts() == ref.alerts() and len(ref.alerts()) == 1
+
+
+def test_an_unknown_state_format_is_a_clear_error():
+    with pytest.raises(StorageError, match="unknown state format"):
+        CustomerState.decode(b"\x09junk")
+
+
+def test_a_restarted_processor_continues_from_the_restored_state(tmp_path):
+    cfg = StreamConfig(batch_size=3, partitions=2)
+    lines = [ticket(f"E{i}", i % 4, at(i / 3), "high" if i % 5 == 0 else "low") for i in range(40)]
+    one, two = World(tmp_path / "one", cfg), World(tmp_path / "two", cfg)
+    one.feed(*lines)
+    two.feed(*lines[:17])  # a processor stops here ...
+    two.feed(*lines[17:])  # ... and a new one (new store, restored from the changelog) goes on
+    assert two.alerts() == one.alerts() and len(one.alerts()) > 3
+
+    def decoded(w: World) -> list[tuple[int, int, str]]:
+        return [(k, e, CustomerState.decode(v).to_json()) for k, _, e, v in store_on(w.log).items()]
+
+    assert decoded(two) == decoded(one) and len(decoded(one)) == 4
