@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from decimal import Decimal
 
 import msgspec
@@ -144,8 +145,9 @@ def test_fast_path_equals_pydantic_on_every_kind_of_event(name):
 
 
 def test_the_fast_path_takes_canonical_events_and_leaves_the_rest():
-    assert fast_decode(EDGE["canonical refund"]) == Event(
-        "E1", "refund_issued", 7, 1709288430000, RefundPayload(3, "12.50"))
+    event = fast_decode(EDGE["canonical refund"])
+    assert event == Event("E1", "refund_issued", 7, 1709288430000, RefundPayload(3, "12.50"))
+    assert type(event) is Event and event.ts_ms == 1709288430000
     for name in ("amount as a JSON number", "timestamp with +00:00", "customer_id as a string", "refund of zero",
                  "amount of 13 digits", "leap second", "30 February", "duplicate key, last valid"):
         assert fast_decode(EDGE[name]) is None, name
@@ -186,15 +188,18 @@ def test_fast_path_equals_pydantic_on_random_corruptions():
 
 @pytest.mark.parametrize("ts", ["2024-03-01T10:20:30Z", "1970-01-01T00:00:00Z", "1969-12-31T23:59:59Z",
                                 "2024-02-29T23:59:59Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
-                                "2024-13-01T00:00:00Z", "2024-03-01T10:20:30+00:00", "2024-03-01T10:20:3Z"])
+                                "2024-13-01T00:00:00Z", "2024-03-01T10:20:30+00:00", "2024-03-01T10:20:3Z",
+                                "2024-03-01T10-20-30Z", "2024-03-01T10:20:30z", "2024-03-01T10:2a:30Z",
+                                "2024-03-01T10:20:60Z", "2024-03-01T25:20:30Z"])
 def test_canonical_timestamps_read_as_pydantic_reads_them(ts):
     ms = canonical_ms(ts)
     try:
         expected = int(parse_event(json.dumps(_base(timestamp=ts))).timestamp.timestamp() * 1000)
     except InvalidEvent:
         expected = None
-    assert ms is None or ms == expected
-    assert (ms is None) == (expected is None or len(ts) != 20)
+    assert ms is None or ms == expected  # never a value Pydantic would not give
+    if expected is not None and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z", ts):
+        assert ms == expected  # and the canonical spelling takes the fast path
 
 
 @pytest.mark.parametrize(("fast", "domain"), [(OrderPayload, OrderPlaced), (TicketPayload, TicketCreated),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from contextlib import suppress
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, ClassVar, Literal, NamedTuple
 
 import msgspec
@@ -207,7 +208,8 @@ class _WireRefund(_Wire, tag="refund_issued"):
 
 
 _FAST = msgspec.json.Decoder(_WireOrder | _WireTicket | _WireRefund)
-_SIXTY = {f"{i:02d}": i for i in range(60)}  # "00".."59" -> int: minutes and seconds, no int() parsing
+_new_event = partial(tuple.__new__, Event)  # Event from a 5-tuple without a Python-level __new__
+_MINUTE_SECOND = {f"{m:02d}:{s:02d}": (m * 60 + s) * 1000 for m in range(60) for s in range(60)}  # "MM:SS" -> ms
 _HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}")
 _INVALID = -1  # cached for an hour Pydantic rejects (real hours are multiples of 3,600,000 ms)
 _hours: dict[str, int] = {}  # "YYYY-MM-DDTHH" -> epoch ms as Pydantic reads it, or _INVALID
@@ -227,15 +229,15 @@ def _hour_ms(prefix: str) -> int:
 
 def canonical_ms(ts: str) -> int | None:
     """Epoch ms of ``YYYY-MM-DDTHH:MM:SSZ``, else None (the caller falls back to Pydantic)."""
-    if len(ts) != 20 or ts[19] != "Z" or ts[13] != ":" or ts[16] != ":":
+    if len(ts) != 20 or ts[13::3] != "::Z":  # the characters at 13, 16 and 19
         return None
     hour = _hours.get(ts[:13])
     if hour is None:
         hour = _hour_ms(ts[:13])
-    minute, second = _SIXTY.get(ts[14:16]), _SIXTY.get(ts[17:19])
-    if hour == _INVALID or minute is None or second is None:
+    offset = _MINUTE_SECOND.get(ts[14:19])
+    if hour == _INVALID or offset is None:
         return None
-    return hour + minute * 60_000 + second * 1000
+    return hour + offset
 
 
 def reference_decode(raw: str | bytes) -> Event:
@@ -259,7 +261,7 @@ def fast_decode(raw: str | bytes) -> Event | None:
     except msgspec.DecodeError:  # includes msgspec.ValidationError
         return None
     ts_ms = canonical_ms(w.timestamp)
-    return None if ts_ms is None else Event(w.event_id, w.event_type, w.customer_id, ts_ms, w.payload)
+    return None if ts_ms is None else _new_event((w.event_id, w.event_type, w.customer_id, ts_ms, w.payload))
 
 
 def decode_event(raw: str | bytes) -> Event:
