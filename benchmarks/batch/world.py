@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -47,22 +46,6 @@ def customers_for(orders: int, days: int, start: date, seed: int) -> int:
     return customers
 
 
-def index_source(source_db: Path) -> None:
-    """Index ``orders.updated_at`` in the source, as a production OLTP database would have it.
-
-    The extract query selects ``order_ts in [start, end) OR (bad order_ts AND updated_at in
-    [start, end))``; the generator only indexes ``order_ts``, so SQLite scans the whole table for
-    every day (O(days x orders): about an hour to fill a 10M-order raw zone). With this index it
-    uses a MULTI-INDEX OR plan (~20x faster per day at 1M orders). Reported in README.md.
-    """
-    con = sqlite3.connect(source_db)
-    try:
-        con.execute("CREATE INDEX IF NOT EXISTS bench_orders_by_updated_at ON orders (updated_at)")
-        con.commit()
-    finally:
-        con.close()
-
-
 def fill_raw_zone(settings: Settings, spec: WorldSpec) -> dict[str, int]:
     """Run the three ingest steps for every day of the world (sources -> raw zone Parquet)."""
     store = RunStore(settings.run_store)
@@ -99,11 +82,7 @@ def prepare(data_dir: Path, orders: int, days: int, start: date, seed: int, log=
     t0 = time.perf_counter()
     manifest = generate_world(settings, spec)
     t_gen = time.perf_counter() - t0
-    log(f"  generated {manifest.rows['orders']:,} orders in {t_gen:.1f} s; indexing the source ...")
-    t0 = time.perf_counter()
-    index_source(settings.source_db)
-    t_index = time.perf_counter() - t0
-    log(f"  source indexed in {t_index:.1f} s; filling the raw zone ...")
+    log(f"  generated {manifest.rows['orders']:,} orders in {t_gen:.1f} s; filling the raw zone ...")
     t0 = time.perf_counter()
     raw_rows = fill_raw_zone(settings, spec)
     t_fill = time.perf_counter() - t0
@@ -112,7 +91,6 @@ def prepare(data_dir: Path, orders: int, days: int, start: date, seed: int, log=
         "spec": spec.to_dict(),
         "sizing_seconds": round(t_size, 2),
         "generate_seconds": round(t_gen, 2),
-        "source_index_seconds": round(t_index, 2),
         "fill_raw_seconds": round(t_fill, 2),
         "manifest_rows": manifest.rows,
         "raw_rows": raw_rows,
