@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
+import pyarrow as pa
 import pytest
 
+from headwater.batch.engine import DuckDBEngine
+from headwater.domain.schemas import RAW_SCHEMAS
 from headwater.pipelines import daily
 from headwater.pipelines.daily import run_range
 from headwater.storage.warehouse import DuckDBWarehouse
@@ -137,3 +140,39 @@ def test_churn_risk_rises_with_recency(world, settings, store):
     risks = [snapshot(settings, f"2024-01-{d:02d}")[1]["churn_risk"] for d in range(2, 9)]
     assert risks == sorted(risks) and risks[0] < 0.06 and risks[-1] > 0.99
     assert [snapshot(settings, f"2024-01-0{d}")[1]["churn_risk_level"] for d in (2, 4, 5)] == ["low", "medium", "high"]
+
+
+def test_money_is_exact_at_both_ends_of_the_range():
+    """avg_order_value and estimated_clv, rounded half-up in cents, on ordinary amounts (BIGINT
+    arithmetic) and on revenue near DECIMAL(18, 2)'s limit (the HUGEINT branch), against Decimal."""
+    day = date(2024, 12, 30)
+    state = pa.table(
+        {
+            "customer_id": [1, 2, 3],
+            "total_revenue": [Decimal("100.01"), Decimal("12345678901.23"), Decimal("99999999999999.99")],
+            "order_count": [3, 7, 9],
+            "first_order_date": [date(2024, 1, 1), date(2023, 6, 1), date(2023, 12, 1)],
+            "last_order_date": [date(2024, 12, 30), date(2024, 12, 1), date(2024, 12, 29)],
+        },
+        schema=daily.ORDER_STATE_SCHEMA,
+    )
+    engine = DuckDBEngine()
+    try:
+        rows = engine.run(
+            daily.CUSTOMER_METRICS,
+            {
+                "order_state": state,
+                "tickets": pa.Table.from_batches([], daily.TICKET_STATE_SCHEMA),
+                "marketing": pa.Table.from_batches([], RAW_SCHEMAS["marketing_events"]),
+            },
+            daily.window_params(day),
+        ).to_pylist()
+    finally:
+        engine.close()
+    cent = Decimal("0.01")
+    for row, src in zip(rows, state.to_pylist(), strict=True):
+        lifetime = (src["last_order_date"] - src["first_order_date"]).days + 1
+        total = src["total_revenue"]
+        assert row["avg_order_value"] == (total / src["order_count"]).quantize(cent, ROUND_HALF_UP)
+        assert row["estimated_clv"] == (total * lifetime * 2 / 365).quantize(cent, ROUND_HALF_UP)
+    assert rows[2]["estimated_clv"] > Decimal("10") ** 14  # really past the BIGINT branch's bound
