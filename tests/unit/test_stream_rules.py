@@ -141,6 +141,15 @@ def test_vip_late_order_rechecks_the_ticket(tmp_path):
     assert [a["alert_id"] for a in vip] == [alert_id("vip_escalation", 1, "E2")]
 
 
+def test_vip_order_at_the_same_time_as_the_ticket_rechecks_it(tmp_path):
+    # (t - 90d, t] includes t: an order stamped like the ticket, arriving after it, still counts
+    w = World(tmp_path)
+    w.feed(order("E1", 1, at(0), "900.00"), ticket("E2", 1, at(1), "high"), order("E3", 1, at(1), "200.00"),
+           order("E4", 1, at(2), "5000.00"))
+    vip = [a for a in w.alerts() if a["alert_type"] == "vip_escalation"]
+    assert [a["alert_id"] for a in vip] == [alert_id("vip_escalation", 1, "E2")]
+
+
 def test_duplicate_event_id_is_processed_once(tmp_path):
     w = World(tmp_path)
     t = ticket("E1", 1, at(0), "high")

@@ -193,8 +193,10 @@ def on_order(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[Alert]:
     else:
         ots.append(ts)
         cents.append(amount)
-    alerts: list[Alert] = []
     tickets = st.tickets
+    if not tickets or tickets[-1][TS] < ts:  # the common, in-order case: no ticket to re-check
+        return []
+    alerts: list[Alert] = []
     i = len(tickets) - 1
     while i >= 0 and tickets[i][TS] >= ev.ts_ms:
         if tickets[i][TS] < ev.ts_ms + cfg.vip_window_ms:
