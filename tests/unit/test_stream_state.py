@@ -11,7 +11,7 @@ import pytest
 from headwater.errors import StorageError
 from headwater.stream.config import StreamConfig
 from headwater.stream.sqlite_log import SqliteLog
-from headwater.stream.state import STATE_FORMAT_LISTS, CustomerState, SqliteStateStore, StateItem
+from headwater.stream.state import SEGMENTS, STATE_FORMAT_LISTS, CustomerState, SqliteStateStore, StateItem
 from tests.unit.stream_helpers import World, at, order, ticket
 
 NS = "headwater-stream"
@@ -36,8 +36,9 @@ def put(log: SqliteLog, store: SqliteStateStore, *items: StateItem) -> None:
         store.put(items)
 
 
-def rows(log: SqliteLog) -> list[tuple[int, int]]:
-    return log.connection.execute("SELECT seq, snapshot FROM stream_state_log ORDER BY seq").fetchall()
+def rows(log: SqliteLog) -> list[tuple[int, int | None]]:
+    """(seq, segment) of every changelog row: segment None for a change row, else a segment snapshot."""
+    return log.connection.execute("SELECT seq, segment FROM stream_state_log ORDER BY seq").fetchall()
 
 
 def test_puts_and_deletes_round_trip_through_a_reopen(log):
@@ -77,14 +78,29 @@ def test_delete_expired_drops_only_expired_keys_of_the_partition(log):
 def test_compaction_keeps_the_changelog_short_and_the_state_whole(log):
     store = store_on(log, compact_min_bytes=2000)
     expected = {}
-    for round_ in range(60):
+    for round_ in range(80):
         items = [StateItem(k, k % 3, bytes([round_]) * 50, 1000 + round_) for k in range(round_ % 7, 40, 3)]
-        put(log, store, *items)
+        gone = [StateItem(k, k % 3, None) for k in range(40, 44) if round_ % 11 == 0]
+        put(log, store, *items, *gone)
+        if round_ % 11 == 5:
+            put(log, store, *[StateItem(k, k % 3, b"x", 10**6) for k in range(40, 44)])
+            expected.update({k: (k, k % 3, 10**6, b"x") for k in range(40, 44)})
+        for g in gone:
+            expected.pop(g.key, None)
         expected.update({i.key: (i.key, i.partition, i.expires_ms, i.value) for i in items})
+        assert store_on(log).items() == sorted(expected.values()), round_  # any prefix restores exactly
     seqs = rows(log)
-    assert sum(snap for _, snap in seqs) == 1 and seqs[0][1] == 1  # older rows went with each snapshot
-    assert len(seqs) < 15
-    assert store_on(log).items() == sorted(expected.values())
+    assert {seg for _, seg in seqs if seg is not None} == set(range(SEGMENTS))  # every segment snapshotted
+    assert seqs[0][0] > 80 and len(seqs) <= 2 * SEGMENTS + 2  # and the rows they supersede deleted
+
+
+def test_a_segment_snapshot_is_small(log):
+    store = store_on(log, compact_min_bytes=1)
+    put(log, store, *[StateItem(k, 0, bytes([k % 250]) * 100, 5) for k in range(320)])
+    sizes = log.connection.execute(
+        "SELECT segment, LENGTH(changes) FROM stream_state_log WHERE segment IS NOT NULL").fetchall()
+    assert len(sizes) == 1 and sizes[0][1] < 320 * 100 / SEGMENTS * 1.5  # one segment's 20 keys, not all 320
+    assert len(store_on(log).items()) == 320
 
 
 def test_namespaces_are_independent(log):
@@ -126,7 +142,7 @@ def test_state_of_formats_1_and_2_in_the_old_table_is_read_then_moved(tmp_path):
     assert CustomerState.decode(store.get(2)).tail_cond is True
     put(log, store, StateItem(3, 1, b"new", 10**13))
     assert log.connection.execute("SELECT namespace FROM stream_state").fetchall() == [("other",)]
-    assert [snap for _, snap in rows(log)][-1] == 1
+    assert [seg for _, seg in rows(log)][-SEGMENTS:] == list(range(SEGMENTS))  # moved into every segment
     assert [k for k, *_ in store_on(log).items()] == [1, 2, 3]
     log.close()
 

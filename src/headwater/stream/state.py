@@ -137,9 +137,10 @@ class StateStore(Protocol):
 
 _STATE_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS stream_state_log (
-        seq INTEGER PRIMARY KEY, namespace TEXT NOT NULL, snapshot INTEGER NOT NULL, changes BLOB NOT NULL)""",
+        seq INTEGER PRIMARY KEY, namespace TEXT NOT NULL, segment INTEGER, changes BLOB NOT NULL)""",
 )
-COMPACT_RATIO = 4  # write a snapshot once the changes since the last one reach 4x the live state ...
+SEGMENTS = 16  # the live map is snapshotted one key segment (key % SEGMENTS) at a time
+COMPACT_RATIO = 4  # every segment is snapshotted again once the changes reach 4x the live state ...
 COMPACT_MIN_BYTES = 4 << 20  # ... and at least 4 MiB
 
 Entry = tuple[int, int, bytes]  # (partition, expires_ms, value)
@@ -151,15 +152,19 @@ class SqliteStateStore:
     A changelog, as Kafka Streams keeps state: each :meth:`put` appends *one* row holding every
     change of the checkpoint (``marshal`` of ``(key, partition, expires_ms, value | None)`` tuples),
     instead of rewriting one B-tree row (and its 4 KiB page) per changed key. :meth:`open` restores
-    the live map from the last snapshot row plus the change rows after it, and serves :meth:`get`
-    from memory (the state is bounded by eviction, see the module docstring). Once the changes
-    written since the last snapshot exceed ``COMPACT_RATIO`` times the live bytes, a put also writes
-    a snapshot of the live map and deletes the rows before it, in the same transaction.
+    the live map by replaying the rows in order and serves :meth:`get` from memory (the state is
+    bounded by eviction, see the module docstring).
+
+    Compaction is rolling, so that no commit stalls on a snapshot of everything: each time the
+    changes since the last step reach 1/``SEGMENTS`` of ``COMPACT_RATIO`` times the live bytes, a
+    write also appends a snapshot of one key segment (the one snapshotted longest ago; replaying it
+    replaces that segment), then deletes the rows older than every segment's latest snapshot, all
+    in the same transaction.
 
     The map runs ahead of the database inside a transaction: after a failed commit, :meth:`open`
     it again (as :meth:`Processor.open` does: the processor's own cache is ahead too). State written
     before the changelog (the ``stream_state`` table, one row per key, formats 1 and 2) is read at
-    open and moved into a snapshot by the first write.
+    open and moved into segment snapshots by the first write.
     """
 
     def __init__(self, log: SqliteLog, namespace: str, *, compact_min_bytes: int = COMPACT_MIN_BYTES) -> None:
@@ -170,7 +175,8 @@ class SqliteStateStore:
         self._expiry: dict[int, list[tuple[int, int]]] = {}  # partition -> heap of (expires_ms, key), lazy
         self._heap_entries = 0
         self._live_bytes = 0
-        self._since_snapshot = 0
+        self._since_step = 0  # change bytes appended since the last segment snapshot
+        self._snapshot_seq: dict[int, int] = {}  # segment -> seq of its latest snapshot
         self._legacy = False
 
     def open(self) -> None:
@@ -193,16 +199,20 @@ class SqliteStateStore:
             raise translate(exc, action, self.log.path) from exc
 
     def _restore(self) -> None:
-        """Rebuild the live map from disk: last snapshot + later changes (or the legacy table)."""
+        """Rebuild the live map from disk: replay the changelog in order (or read the legacy table)."""
         ns = self.namespace
-        rows = self._rows(
-            "SELECT snapshot, changes FROM stream_state_log WHERE namespace = ? AND seq >= COALESCE("
-            "(SELECT MAX(seq) FROM stream_state_log WHERE namespace = ? AND snapshot = 1), 0) ORDER BY seq",
-            (ns, ns), "read state")
+        rows = self._rows("SELECT seq, segment, changes FROM stream_state_log WHERE namespace = ? ORDER BY seq",
+                          (ns,), "read state")
         live: dict[int, Entry] = {}
-        since = 0
-        for snapshot, blob in rows:
-            since = 0 if snapshot else since + len(blob)
+        since, snapshot_seq = 0, {}
+        for seq, segment, blob in rows:
+            if segment is None:
+                since += len(blob)
+            else:  # a segment snapshot replaces everything known about that segment
+                since = 0
+                snapshot_seq[segment] = seq
+                for key in [k for k in live if k % SEGMENTS == segment]:
+                    del live[key]
             for key, partition, expires, value in marshal.loads(blob):
                 if value is None:
                     live.pop(key, None)
@@ -215,7 +225,8 @@ class SqliteStateStore:
                 "read state")}
         self._live = live
         self._live_bytes = sum(len(v) for _, _, v in live.values())
-        self._since_snapshot = since
+        self._since_step = since
+        self._snapshot_seq = snapshot_seq
         self._index_expiry()
 
     def _index_expiry(self) -> None:
@@ -291,27 +302,33 @@ class SqliteStateStore:
         return len(changes)
 
     def _append(self, changes: list[tuple[int, int, int, bytes | None]]) -> None:
-        """Stage one change row; then a snapshot if the changelog has grown enough (or to migrate)."""
+        """Stage one change row; then a compaction step if due (or every segment, to migrate)."""
         if not changes and not self._legacy:
             return
         conn = self.log.connection
         try:
             if changes:
                 blob = marshal.dumps(changes, 4)
-                conn.execute("INSERT INTO stream_state_log (namespace, snapshot, changes) VALUES (?, 0, ?)",
+                conn.execute("INSERT INTO stream_state_log (namespace, segment, changes) VALUES (?, NULL, ?)",
                              (self.namespace, blob))
-                self._since_snapshot += len(blob)
-            if self._legacy or self._since_snapshot > max(self.compact_min_bytes, COMPACT_RATIO * self._live_bytes):
-                self._snapshot(conn)
+                self._since_step += len(blob)
+            if self._legacy:
+                for segment in range(SEGMENTS):
+                    self._snapshot(conn, segment)
+                conn.execute("DELETE FROM stream_state WHERE namespace = ?", (self.namespace,))
+                self._legacy = False
+            elif self._since_step * SEGMENTS > max(self.compact_min_bytes, COMPACT_RATIO * self._live_bytes):
+                self._snapshot(conn, min(range(SEGMENTS), key=lambda s: self._snapshot_seq.get(s, -1)))
         except sqlite3.Error as exc:
             raise translate(exc, "write state", self.log.path) from exc
 
-    def _snapshot(self, conn: sqlite3.Connection) -> None:
-        snapshot = [(k, p, e, v) for k, (p, e, v) in self._live.items()]
-        cur = conn.execute("INSERT INTO stream_state_log (namespace, snapshot, changes) VALUES (?, 1, ?)",
-                           (self.namespace, marshal.dumps(snapshot, 4)))
-        conn.execute("DELETE FROM stream_state_log WHERE namespace = ? AND seq < ?", (self.namespace, cur.lastrowid))
-        if self._legacy:
-            conn.execute("DELETE FROM stream_state WHERE namespace = ?", (self.namespace,))
-            self._legacy = False
-        self._since_snapshot = 0
+    def _snapshot(self, conn: sqlite3.Connection, segment: int) -> None:
+        """Append a snapshot of one key segment; drop rows that every segment's snapshot supersedes."""
+        entries = [(k, p, e, v) for k, (p, e, v) in self._live.items() if k % SEGMENTS == segment]
+        cur = conn.execute("INSERT INTO stream_state_log (namespace, segment, changes) VALUES (?, ?, ?)",
+                           (self.namespace, segment, marshal.dumps(entries, 4)))
+        self._snapshot_seq[segment] = cur.lastrowid
+        self._since_step = 0
+        if len(self._snapshot_seq) == SEGMENTS:
+            conn.execute("DELETE FROM stream_state_log WHERE namespace = ? AND seq < ?",
+                         (self.namespace, min(self._snapshot_seq.values())))
