@@ -23,17 +23,29 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from headwater.domain.records import Alert
 from headwater.resilience.dlq import DeadLetter
 from headwater.resilience.retry import ExponentialBackoff, Retrier, RetriesExhausted
 from headwater.stream.checkpoint import CheckpointPolicy, PartitionCheckpoint, load_checkpoints, totals
 from headwater.stream.config import StreamConfig
-from headwater.stream.events import Event, InvalidEvent, decode_event
+from headwater.stream.events import (
+    _FAST,
+    _INVALID,
+    _MINUTE_SECOND,
+    Event,
+    InvalidEvent,
+    _hour_ms,
+    _hours,
+    _new_event,
+    reference_decode,
+)
 from headwater.stream.log import (
     CUSTOMER_ALERTS,
     CUSTOMER_EVENTS,
@@ -195,9 +207,7 @@ class Processor:
                 if want <= 0:
                     continue
             records = self.source.read(self.input_topic, p, cp.offset, want)
-            process = self._process
-            for rec in records:
-                process(rec, cp)
+            self._process_records(records, cp)
             if self.on_commit:
                 self._batch.appended_ms.extend(r.appended_ms for r in records)
             if records:
@@ -217,55 +227,105 @@ class Processor:
         cp.offset = record.offset + 1
         self._batch.events += 1
 
-    # -- one record ------------------------------------------------------------------------------
+    # -- records ---------------------------------------------------------------------------------
     def _process(self, rec: LogRecord, cp: PartitionCheckpoint) -> None:
+        self._process_records((rec,), cp)
+
+    def _process_records(self, records: Sequence[LogRecord], cp: PartitionCheckpoint) -> None:
+        """The per-event hot path, one partition's records in order.
+
+        The steps of :func:`~headwater.stream.events.decode_event` (msgspec fast path with the
+        canonical timestamp, Pydantic otherwise) and the O(1) "is anything due" checks of
+        :func:`~headwater.stream.rules.evict` are inlined here, with the loop invariants in locals:
+        the same results, fewer Python calls and attribute look-ups per event.
+        """
         counts = cp.counts
-        counts["in"] += 1
+        fast, decode_error, hours, minute_second = _FAST.decode, msgspec.DecodeError, _hours, _MINUTE_SECOND
+        cache, handlers, rules, dirty_add = self._cache, self.handlers, self.rules, self._dirty.add
+        batch_alerts = self._batch.alerts
+        lateness = self._lateness_ms
+        risk_back, vip_back = lateness + rules.risk_window_ms, lateness + rules.vip_window_ms
+        n_in = processed = duplicates = n_alerts = 0
         try:
-            event = decode_event(rec.value)
-        except InvalidEvent as exc:
-            self._dead_letter(rec, cp, exc.message, "InvalidEvent", 1, False)
-            return
-        ts_ms = event.ts_ms
-        wm = cp.watermark_ms
-        if ts_ms < wm - self._lateness_ms:
-            self._late(rec, cp, event.event_id, ts_ms)
-            return
-        if ts_ms > wm:
-            cp.watermark_ms = wm = ts_ms
-        key = event.customer_id
-        if not -INT64 <= key < INT64:  # would not fit the state store's key: a poison pill otherwise
-            self._dead_letter(rec, cp, f"customer_id {key} is out of the 64-bit range", "InvalidEvent", 1, False,
-                              event.event_id)
-            return
-        st = self._cache.get(key)
-        if st is None:
-            st = self._state(key, rec.partition)
-        evict(st, wm, self.rules)
-        if event.event_id in st.seen:
-            counts["duplicates"] += 1
-            counts["processed"] += 1
-            return
-        handler = self.handlers.get(event.event_type)
-        if handler is None:
-            self._dead_letter(rec, cp, f"no handler for event_type {event.event_type!r}", "ConfigError", 1, False,
-                              event.event_id)
-            return
-        try:
-            alerts = handler(event, st, self.rules)  # fast path: no retry machinery unless it fails
-        except Exception as first:
-            result = self._retry(rec, cp, handler, event, st, first)
-            if result is None:
-                return
-            alerts = result
-        st.seen[event.event_id] = ts_ms
-        if ts_ms > st.last_ms:
-            st.last_ms = ts_ms
-        self._dirty.add(key)
-        counts["processed"] += 1
-        if alerts:
-            counts["alerts"] += len(alerts)
-            self._batch.alerts.extend((a, rec) for a in alerts)
+            for rec in records:
+                n_in += 1
+                raw = rec.value
+                ts_ms = None
+                try:
+                    w = fast(raw)
+                except decode_error:
+                    w = None
+                if w is not None:
+                    ts = w.timestamp
+                    if len(ts) == 20 and ts[13::3] == "::Z":  # canonical_ms, inlined
+                        hour = hours.get(ts[:13])
+                        if hour is None:
+                            hour = _hour_ms(ts[:13])
+                        offset = minute_second.get(ts[14:19])
+                        if hour != _INVALID and offset is not None:
+                            ts_ms = hour + offset
+                if ts_ms is None:
+                    try:
+                        event = reference_decode(raw)
+                    except InvalidEvent as exc:
+                        self._dead_letter(rec, cp, exc.message, "InvalidEvent", 1, False)
+                        continue
+                    event_id, event_type, key, ts_ms = event.event_id, event.event_type, event.customer_id, event.ts_ms
+                else:
+                    event_id, event_type, key = w.event_id, w.event_type, w.customer_id
+                    event = _new_event((event_id, event_type, key, ts_ms, w.payload))
+                wm = cp.watermark_ms
+                if ts_ms < wm - lateness:
+                    self._late(rec, cp, event_id, ts_ms)
+                    continue
+                if ts_ms > wm:
+                    cp.watermark_ms = wm = ts_ms
+                if not -INT64 <= key < INT64:  # would not fit the state store's key: a poison pill otherwise
+                    self._dead_letter(rec, cp, f"customer_id {key} is out of the 64-bit range", "InvalidEvent", 1,
+                                      False, event_id)
+                    continue
+                st = cache.get(key)
+                if st is None:
+                    st = self._state(key, rec.partition)
+                tickets, ots, seen = st.tickets, st.orders_ts, st.seen
+                if (tickets and tickets[0][0] <= wm - risk_back) or (ots and ots[0] <= wm - vip_back):
+                    evict(st, wm, rules)
+                else:  # only the duplicate-id window can be due: evict's last step, inlined
+                    floor = wm - lateness
+                    while seen:
+                        eid = next(iter(seen))
+                        if seen[eid] >= floor:
+                            break
+                        del seen[eid]
+                if event_id in seen:
+                    duplicates += 1
+                    processed += 1
+                    continue
+                handler = handlers.get(event_type)
+                if handler is None:
+                    self._dead_letter(rec, cp, f"no handler for event_type {event_type!r}", "ConfigError", 1, False,
+                                      event_id)
+                    continue
+                try:
+                    alerts = handler(event, st, rules)  # fast path: no retry machinery unless it fails
+                except Exception as first:
+                    result = self._retry(rec, cp, handler, event, st, first)
+                    if result is None:
+                        continue
+                    alerts = result
+                seen[event_id] = ts_ms
+                if ts_ms > st.last_ms:
+                    st.last_ms = ts_ms
+                dirty_add(key)
+                processed += 1
+                if alerts:
+                    n_alerts += len(alerts)
+                    batch_alerts.extend([(a, rec) for a in alerts])
+        finally:
+            counts["in"] += n_in
+            counts["processed"] += processed
+            counts["duplicates"] += duplicates
+            counts["alerts"] += n_alerts
 
     def _retry(self, rec: LogRecord, cp: PartitionCheckpoint, handler: Handler, event: Event,
                st: CustomerState, first: Exception) -> list[Alert] | None:
