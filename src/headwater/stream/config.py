@@ -58,10 +58,18 @@ class StreamConfig:
     max_attempts: int = 5
     retry_base_delay_s: float = 0.05
     partitions: int = 4
+    # Python's garbage-collector thresholds while ``Processor.run`` runs (restored after it); None
+    # leaves them alone. The default (700, 10, 10) collects generation 0 every 700 net container
+    # allocations and, through generation 1, scans the whole heap (the customers' ticket lists) often:
+    # ~13% of the CPU per event and full-collection pauses of 20-60 ms. Almost all of the processor's
+    # garbage is freed by reference counting, so collecting rarely costs little memory.
+    gc_thresholds: tuple[int, int, int] | None = (50_000, 20, 100)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.checkpoint_interval_s <= 0 or self.max_attempts < 1:
             raise ConfigError("batch_size, checkpoint_interval_s and max_attempts must be positive")
+        if self.gc_thresholds is not None and (len(self.gc_thresholds) != 3 or min(self.gc_thresholds) < 1):
+            raise ConfigError("gc_thresholds must be three positive integers (or None)")
 
 
 def log_path(settings: Settings) -> Path:

@@ -21,6 +21,7 @@ sequence, never on batch boundaries or on how partitions interleave.
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -173,7 +174,22 @@ class Processor:
             should_stop: Callable[[], bool] = lambda: False, poll_interval_s: float = 0.05,
             sleep: Callable[[float], None] = time.sleep,
             on_progress: Callable[[Progress], None] | None = None, progress_every_s: float = 1.0) -> dict[str, int]:
-        """Process until idle (or forever / ``should_stop``); always ends with a checkpoint."""
+        """Process until idle (or forever / ``should_stop``); always ends with a checkpoint.
+
+        While it runs, Python's collector uses ``config.gc_thresholds`` (restored afterwards).
+        """
+        previous = gc.get_threshold()
+        if self.config.gc_thresholds is not None:
+            gc.set_threshold(*self.config.gc_thresholds)
+        try:
+            return self._run(until_idle, max_events, should_stop, poll_interval_s, sleep, on_progress,
+                             progress_every_s)
+        finally:
+            gc.set_threshold(*previous)
+
+    def _run(self, until_idle: bool, max_events: int | None, should_stop: Callable[[], bool], poll_interval_s: float,
+             sleep: Callable[[float], None], on_progress: Callable[[Progress], None] | None,
+             progress_every_s: float) -> dict[str, int]:
         started, done = self.monotonic(), 0
         last_progress = started
         while not should_stop():
