@@ -130,10 +130,12 @@ def latency(tmp: Path, lines: list[str], rate: float, seconds: float, interval_s
     lat: list[float] = []
     alert_lat: list[float] = []
 
-    def on_commit(b: CommittedBatch) -> None:
+    def on_commit(b: CommittedBatch) -> None:  # runs after the commit time was taken: not in the figures
         now_ms = b.committed_at * 1000
-        lat.extend(now_ms - ms for ms in b.appended_ms)
-        alert_lat.extend(now_ms - rec.appended_ms for _, rec in b.alerts)
+        appended = {(p, r.offset): r.appended_ms for p, (first, end) in b.consumed.items()
+                    for r in log.read("customer_events", p, first, end - first)}
+        lat.extend(now_ms - ms for ms in appended.values())
+        alert_lat.extend(now_ms - appended[(p, offset)] for _, p, offset in b.alerts)
 
     proc = sqlite_processor(log, config, on_commit=on_commit)
     proc.open()

@@ -51,6 +51,15 @@ def test_read_gives_whole_log_records(log):
     assert type(got[0]) is LogRecord and got[0].appended_ms == 1234567 and got[0].topic == "t"
 
 
+def test_read_values_are_the_records_offset_key_and_value(log):
+    append(log, "t", [Record("k", f"v{i}") for i in range(6)] + [Record(None, "none")])
+    for p in range(log.partitions("t")):
+        assert log.read_values("t", p, 1, 4) == [(r.offset, r.key, r.value) for r in log.read("t", p, 1, 4)]
+    p = partition_for("k", log.partitions("t"))
+    assert log.read_values("t", p, 4, 10) == [(4, "k", "v4"), (5, "k", "v5")] + (
+        [(6, None, "none")] if p == 0 else [])
+
+
 def test_consumer_groups_are_independent(log):
     with log.transaction() as tx:
         tx.commit_offsets("a", "t", {0: Committed(5, "x"), 1: Committed(2)})

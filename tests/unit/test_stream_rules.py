@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import pytest
 
+from headwater.domain.records import Alert
 from headwater.errors import ConfigError
 from headwater.stream.config import RuleConfig, StreamConfig
-from headwater.stream.rules import alert_id
+from headwater.stream.rules import AT_RISK, AlertRecord, _alert, alert_id, encode_alert
 from tests.unit.stream_helpers import World, at, order, refund, ticket
 
 
@@ -25,6 +26,15 @@ def test_three_tickets_within_30_days_alert_once_on_the_third(tmp_path):
     assert a["customer_id"] == 1 and a["event_timestamp"].startswith("2024-03-21")
     assert a["alert_id"] == alert_id("customer_at_risk", 1, "E3")
     assert "3 support tickets" in a["reason"] and a["recommended_action"]
+
+
+def test_the_stream_alert_is_the_domain_alert_byte_for_byte():
+    # the hot path builds msgspec structs; what it writes must be what Alert.model_dump_json() writes
+    assert AlertRecord.__struct_fields__ == tuple(Alert.model_fields)
+    for ts_ms in (0, 1_700_000_000_123, 1_700_000_000_001, -1_000, 253_402_300_799_999):
+        a = _alert(AT_RISK, -5, "E1", ts_ms, 'reason with "quotes", é and a\nnewline')
+        ref = Alert(**{f: getattr(a, f) for f in a.__struct_fields__})
+        assert encode_alert(a).decode() == ref.model_dump_json()
 
 
 def test_window_edge_exactly_30_days_apart_does_not_count(tmp_path):

@@ -100,6 +100,11 @@ class EventLog(Protocol):
         """Up to ``limit`` records of one partition from ``offset`` on, in offset order."""
         ...
 
+    def read_values(self, topic: str, partition: int, offset: int, limit: int) -> list[tuple[int, str | None, str]]:
+        """``(offset, key, value)`` of the same records as :meth:`read`: the processor's hot path, which
+        knows topic and partition and needs no append time (a third less reading per event on SQLite)."""
+        ...
+
     def committed(self, group: str, topic: str) -> dict[int, Committed]:
         """The group's committed positions for ``topic`` (partitions never committed are absent)."""
         ...

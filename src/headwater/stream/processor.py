@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from headwater.domain.records import Alert
 from headwater.resilience.dlq import DeadLetter
 from headwater.resilience.retry import ExponentialBackoff, Retrier, RetriesExhausted
 from headwater.stream.checkpoint import CheckpointPolicy, PartitionCheckpoint, load_checkpoints, totals
@@ -45,10 +44,19 @@ from headwater.stream.log import (
     LogRecord,
     Record,
 )
-from headwater.stream.rules import DEFAULT_HANDLERS, Handler, evict, expiry_horizon_ms
+from headwater.stream.rules import (
+    DEFAULT_HANDLERS,
+    AlertRecord,
+    Handler,
+    due_after,
+    encode_alert,
+    evict,
+    expiry_horizon_ms,
+)
 from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.state import CustomerState, SqliteStateStore, StateItem, StateStore
 
+Row = tuple[int, "str | None", str]  # (offset, key, value) of an input record: EventLog.read_values
 INT64 = 2**63
 SWEEP_EVERY_MS = 86_400_000  # expire whole customers once per day of event time per partition
 
@@ -58,9 +66,9 @@ class CommittedBatch:
     """What one checkpoint made durable (handed to ``on_commit``, e.g. to measure latency)."""
 
     events: int
-    alerts: list[tuple[Alert, LogRecord]]
+    alerts: list[tuple[AlertRecord, int, int]]  # (alert, input partition, input offset of its trigger)
     committed_at: float
-    appended_ms: list[int]  # append time of each input record of the batch
+    consumed: dict[int, tuple[int, int]]  # partition -> (first, next) input offset of the batch
 
 
 @dataclass
@@ -87,11 +95,11 @@ def _iso(ts_ms: int) -> str:
 
 @dataclass
 class _Batch:
-    alerts: list[tuple[Alert, LogRecord]] = field(default_factory=list)
+    alerts: list[tuple[AlertRecord, int, int]] = field(default_factory=list)
     dead: list[Record] = field(default_factory=list)
     late: list[Record] = field(default_factory=list)
     errors: list[Record] = field(default_factory=list)
-    appended_ms: list[int] = field(default_factory=list)
+    consumed: dict[int, tuple[int, int]] = field(default_factory=dict)
     events: int = 0
 
 
@@ -111,6 +119,7 @@ class Processor:
         self.rules = config.rules
         self._lateness_ms = config.rules.lateness_ms
         self._horizon_ms = expiry_horizon_ms(config.rules)
+        self._due_after_ms = due_after(config.rules)
         self.handlers = dict(DEFAULT_HANDLERS if handlers is None else handlers)
         self.retrier = retrier or ExponentialBackoff(max_attempts=config.max_attempts,
                                                      base_delay_s=config.retry_base_delay_s)
@@ -210,14 +219,14 @@ class Processor:
                 want = min(want, self.until.get(p, 0) - cp.offset)
                 if want <= 0:
                     continue
-            records = self.source.read(self.input_topic, p, cp.offset, want)
-            self._process_records(records, cp)
-            if self.on_commit:
-                self._batch.appended_ms.extend(r.appended_ms for r in records)
-            if records:
-                cp.offset = records[-1].offset + 1
-                total += len(records)
-                self._batch.events += len(records)
+            rows = self.source.read_values(self.input_topic, p, cp.offset, want)
+            if rows:
+                self._process_records(rows, p, cp)
+                batch = self._batch
+                batch.consumed[p] = (batch.consumed.get(p, (rows[0][0],))[0], rows[-1][0] + 1)
+                cp.offset = rows[-1][0] + 1
+                total += len(rows)
+                batch.events += len(rows)
                 if self.policy.due(self._batch.events, self.monotonic() - self._last_commit):
                     self.checkpoint()
         if self.policy.due(self._batch.events, self.monotonic() - self._last_commit):
@@ -226,84 +235,97 @@ class Processor:
 
     def process_one(self, record: LogRecord) -> None:
         """Process a single record (for tests of one event at a time); call :meth:`checkpoint` after."""
-        cp = self.checkpoints[record.partition]
-        self._process(record, cp)
+        p = record.partition
+        cp = self.checkpoints[p]
+        self._process_records([(record.offset, record.key, record.value)], p, cp)
+        batch = self._batch
+        batch.consumed[p] = (batch.consumed.get(p, (record.offset,))[0], record.offset + 1)
         cp.offset = record.offset + 1
-        self._batch.events += 1
+        batch.events += 1
 
     # -- records ---------------------------------------------------------------------------------
-    def _process(self, rec: LogRecord, cp: PartitionCheckpoint) -> None:
-        self._process_records((rec,), cp)
-
-    def _process_records(self, records: Sequence[LogRecord], cp: PartitionCheckpoint) -> None:
+    def _process_records(self, rows: Sequence[Row], partition: int, cp: PartitionCheckpoint) -> None:
         """The per-event hot path, one partition's records in order (loop invariants and counters in
-        locals; decoding and eviction are the one definition in ``events`` and ``rules``)."""
+        locals; decoding and eviction are the one definition in ``events`` and ``rules``).
+
+        Eviction runs only once the watermark reaches the customer's ``due_ms`` (and on every changed
+        customer before a checkpoint); an id in ``seen`` counts as a duplicate only while it is within
+        the lateness window, so an entry not evicted yet changes nothing.
+        """
         counts = cp.counts
         cache, handlers, rules, dirty_add = self._cache, self.handlers, self.rules, self._dirty.add
         batch_alerts = self._batch.alerts
-        lateness = self._lateness_ms
+        lateness, due_after_ms = self._lateness_ms, self._due_after_ms
         n_in = processed = duplicates = n_alerts = 0
         try:
-            for rec in records:
+            for row in rows:
                 n_in += 1
                 try:
-                    event = decode_event(rec.value)
+                    event = decode_event(row[2])
                 except InvalidEvent as exc:
-                    self._dead_letter(rec, cp, exc.message, "InvalidEvent", 1, False)
+                    self._dead_letter(partition, row, cp, exc.message, "InvalidEvent", 1, False)
                     continue
                 event_id, event_type, key, ts_ms = event.event_id, event.event_type, event.customer_id, event.ts_ms
                 wm = cp.watermark_ms
                 if ts_ms < wm - lateness:
-                    self._late(rec, cp, event_id, ts_ms)
+                    self._late(partition, row, cp, event_id, ts_ms)
                     continue
                 if ts_ms > wm:
                     cp.watermark_ms = wm = ts_ms
                 if not -INT64 <= key < INT64:  # would not fit the state store's key: a poison pill otherwise
-                    self._dead_letter(rec, cp, f"customer_id {key} is out of the 64-bit range", "InvalidEvent", 1,
-                                      False, event_id)
+                    self._dead_letter(partition, row, cp, f"customer_id {key} is out of the 64-bit range",
+                                      "InvalidEvent", 1, False, event_id)
                     continue
                 st = cache.get(key)
                 if st is None:
-                    st = self._state(key, rec.partition)
-                evict(st, wm, rules)
+                    st = self._state(key, partition)
+                if wm >= st.due_ms:
+                    evict(st, wm, rules)
                 seen = st.seen
-                if event_id in seen:
-                    duplicates += 1
-                    processed += 1
-                    continue
+                seen_ms = seen.get(event_id)
+                if seen_ms is not None:
+                    if seen_ms >= wm - lateness:
+                        duplicates += 1
+                        processed += 1
+                        continue
+                    del seen[event_id]  # expired, not evicted yet: re-insert at the end (event-time order)
                 handler = handlers.get(event_type)
                 if handler is None:
-                    self._dead_letter(rec, cp, f"no handler for event_type {event_type!r}", "ConfigError", 1, False,
-                                      event_id)
+                    self._dead_letter(partition, row, cp, f"no handler for event_type {event_type!r}", "ConfigError",
+                                      1, False, event_id)
                     continue
                 try:
                     alerts = handler(event, st, rules)  # fast path: no retry machinery unless it fails
                 except Exception as first:
-                    result = self._retry(rec, cp, handler, event, st, first)
+                    result = self._retry(partition, row, cp, handler, event, st, first)
                     if result is None:
                         continue
                     alerts = result
                 seen[event_id] = ts_ms
+                st.wm_ms = wm
                 if ts_ms > st.last_ms:
                     st.last_ms = ts_ms
+                if ts_ms + due_after_ms < st.due_ms:  # the handler may have added an item due earlier
+                    st.due_ms = ts_ms + due_after_ms
                 dirty_add(key)
                 processed += 1
                 if alerts:
                     n_alerts += len(alerts)
-                    batch_alerts.extend([(a, rec) for a in alerts])
+                    offset = row[0]
+                    batch_alerts.extend([(a, partition, offset) for a in alerts])
         finally:
             counts["in"] += n_in
             counts["processed"] += processed
             counts["duplicates"] += duplicates
             counts["alerts"] += n_alerts
 
-    def _retry(self, rec: LogRecord, cp: PartitionCheckpoint, handler: Handler, event: Event,
-               st: CustomerState, first: Exception) -> list[Alert] | None:
+    def _retry(self, partition: int, row: Row, cp: PartitionCheckpoint, handler: Handler, event: Event,
+               st: CustomerState, first: Exception) -> list[AlertRecord] | None:
         """After a first failure: retry per the policy; dead-letter (returning None) when it gives up."""
         failures: list[Exception] = [first]
         already = [first]  # attempt 1 has happened: hand its outcome to the policy first
 
-        def attempt() -> list[Alert]:
+        def attempt() -> list[AlertRecord]:
             if already:
                 raise already.pop()
             try:
@@ -316,11 +338,11 @@ class Processor:
             alerts, _ = self.retrier.call(attempt)
         except Exception as exc:
             final = exc.__cause__ if isinstance(exc, RetriesExhausted) and exc.__cause__ else exc
-            self._errors(rec, event.event_id, failures, dead=True)
-            self._dead_letter(rec, cp, f"{type(final).__name__}: {final}", type(final).__name__,
+            self._errors(partition, row, event.event_id, failures, dead=True)
+            self._dead_letter(partition, row, cp, f"{type(final).__name__}: {final}", type(final).__name__,
                               len(failures), isinstance(exc, RetriesExhausted), event.event_id)
             return None
-        self._errors(rec, event.event_id, failures, dead=False)
+        self._errors(partition, row, event.event_id, failures, dead=False)
         return alerts
 
     def _state(self, key: int, partition: int) -> CustomerState:
@@ -332,36 +354,39 @@ class Processor:
             self._keys.setdefault(st.partition, set()).add(key)
         return st
 
-    def _dead_letter(self, rec: LogRecord, cp: PartitionCheckpoint, reason: str, error_type: str,
+    def _dead_letter(self, partition: int, row: Row, cp: PartitionCheckpoint, reason: str, error_type: str,
                      attempts: int, retryable: bool, event_id: str | None = None) -> None:
         cp.counts["dead_lettered"] += 1
+        offset, key, value = row
         letter = DeadLetter(
-            letter_id=f"{rec.topic}:{rec.partition}:{rec.offset}", source=rec.topic, reason=reason,
-            error_type=error_type, payload=rec.value, attempts=attempts,
-            failed_at=_iso(int(self.clock() * 1000)), retryable=retryable, key=rec.key,
-            event_id=event_id or _event_id_of(rec.value))
-        self._batch.dead.append(Record(rec.key, letter.to_json()))
+            letter_id=f"{self.input_topic}:{partition}:{offset}", source=self.input_topic, reason=reason,
+            error_type=error_type, payload=value, attempts=attempts,
+            failed_at=_iso(int(self.clock() * 1000)), retryable=retryable, key=key,
+            event_id=event_id or _event_id_of(value))
+        self._batch.dead.append(Record(key, letter.to_json()))
 
-    def _late(self, rec: LogRecord, cp: PartitionCheckpoint, event_id: str, ts_ms: int) -> None:
+    def _late(self, partition: int, row: Row, cp: PartitionCheckpoint, event_id: str, ts_ms: int) -> None:
         cp.counts["late"] += 1
         lateness = self.rules.allowed_lateness_s
+        offset, key, payload = row
         value = {
-            "event_id": event_id, "source": f"{rec.topic}:{rec.partition}:{rec.offset}",
+            "event_id": event_id, "source": f"{self.input_topic}:{partition}:{offset}",
             "reason": f"event time {_iso(ts_ms)} is more than {lateness}s behind the partition watermark "
                       f"{_iso(cp.watermark_ms)}",
             "event_timestamp": _iso(ts_ms), "watermark": _iso(cp.watermark_ms), "allowed_lateness_s": lateness,
-            "payload": rec.value,
+            "payload": payload,
         }
-        self._batch.late.append(Record(rec.key, json.dumps(value, separators=(",", ":"))))
+        self._batch.late.append(Record(key, json.dumps(value, separators=(",", ":"))))
 
-    def _errors(self, rec: LogRecord, event_id: str, failures: list[Exception], *, dead: bool) -> None:
+    def _errors(self, partition: int, row: Row, event_id: str, failures: list[Exception], *, dead: bool) -> None:
+        offset, key, _ = row
         for i, exc in enumerate(failures, start=1):
             outcome = "dead_lettered" if dead and i == len(failures) else "retried"
-            value = {"event_id": event_id, "source": f"{rec.topic}:{rec.partition}:{rec.offset}", "attempt": i,
+            value = {"event_id": event_id, "source": f"{self.input_topic}:{partition}:{offset}", "attempt": i,
                      "error_type": type(exc).__name__, "message": str(exc),
                      "retryable": bool(getattr(exc, "retryable", False)), "outcome": outcome,
                      "at": _iso(int(self.clock() * 1000))}
-            self._batch.errors.append(Record(rec.key, json.dumps(value, separators=(",", ":"))))
+            self._batch.errors.append(Record(key, json.dumps(value, separators=(",", ":"))))
 
     # -- checkpoint ------------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -370,17 +395,18 @@ class Processor:
         if batch.events == 0 and not self._dirty:
             self._last_commit = self.monotonic()
             return
-        cache, horizon = self._cache, self._horizon_ms
+        cache, horizon, rules = self._cache, self._horizon_ms, self.rules
         items = []
         for key in self._dirty:
             st = cache[key]
+            evict(st, st.wm_ms, rules)  # as if at its latest event: stored state depends on no batch boundary
             items.append(StateItem(key, st.partition, st.encode(), st.last_ms + horizon))
         sweep = [p for p, cp in self.checkpoints.items()
                  if cp.watermark_ms - self._swept_wm.get(p, cp.watermark_ms) >= SWEEP_EVERY_MS]
         with self.sink.transaction() as tx:
             if batch.alerts:
-                tx.append(CUSTOMER_ALERTS, [Record(str(a.customer_id), a.model_dump_json())
-                                            for a, _ in batch.alerts])
+                tx.append(CUSTOMER_ALERTS, [Record(str(a.customer_id), encode_alert(a).decode())
+                                            for a, _, _ in batch.alerts])
             if batch.dead:
                 tx.append(DEAD_LETTERS, batch.dead)
             if batch.late:
@@ -399,7 +425,7 @@ class Processor:
         self._last_commit = self.monotonic()
         self._batch = _Batch()
         if self.on_commit:
-            self.on_commit(CommittedBatch(batch.events, batch.alerts, self.clock(), batch.appended_ms))
+            self.on_commit(CommittedBatch(batch.events, batch.alerts, self.clock(), batch.consumed))
 
     def _forget_expired(self, partitions: list[int]) -> None:
         """Drop cached customers whose whole state expired (the store dropped them in the same commit)."""

@@ -255,6 +255,11 @@ class SqliteLog:
             "read records").fetchall()
         return list(map(_as_log_record, rows))  # rows are in LogRecord's field order: no per-row Python
 
+    def read_values(self, topic: str, partition: int, offset: int, limit: int) -> list[tuple[int, str | None, str]]:
+        return self._execute(
+            "SELECT offset, key, value FROM records WHERE topic = ? AND partition = ? AND offset >= ? "
+            "ORDER BY offset LIMIT ?", (topic, partition, offset, limit), "read records").fetchall()
+
     def committed(self, group: str, topic: str) -> dict[int, Committed]:
         rows = self._execute("SELECT partition, offset, metadata FROM group_offsets WHERE grp = ? AND topic = ?",
                              (group, topic), "read group offsets").fetchall()

@@ -71,6 +71,11 @@ class CustomerState:
     tail_cond: bool = False
     tail_alerted: bool = False
     last_ms: int = 0  # latest event time of this customer
+    # Not stored: a watermark below which eviction has nothing to drop from tickets or orders (a lower
+    # bound, so 0 is always safe: the processor calls ``rules.evict`` once the watermark reaches it), and
+    # the partition watermark at this customer's latest event (``seen`` is evicted at it before a checkpoint).
+    due_ms: int = 0
+    wm_ms: int = 0
 
     def encode(self) -> bytes:
         """Versioned binary encoding (marshal of plain lists + raw int64 columns: fast on the hot path)."""
