@@ -52,6 +52,7 @@ from headwater.stream.rules import (
     encode_alert,
     evict,
     expiry_horizon_ms,
+    forget_seen,
 )
 from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.state import CustomerState, SqliteStateStore, StateItem, StateStore
@@ -248,9 +249,9 @@ class Processor:
         """The per-event hot path, one partition's records in order (loop invariants and counters in
         locals; decoding and eviction are the one definition in ``events`` and ``rules``).
 
-        Eviction runs only once the watermark reaches the customer's ``due_ms`` (and on every changed
-        customer before a checkpoint); an id in ``seen`` counts as a duplicate only while it is within
-        the lateness window, so an entry not evicted yet changes nothing.
+        Tickets and orders are evicted only once the watermark reaches the customer's ``due_ms``; event
+        ids before a checkpoint (``rules.forget_seen``). An id in ``seen`` counts as a duplicate only
+        while it is within the lateness window, so an entry not forgotten yet changes nothing.
         """
         counts = cp.counts
         cache, handlers, rules, dirty_add = self._cache, self.handlers, self.rules, self._dirty.add
@@ -283,12 +284,10 @@ class Processor:
                     evict(st, wm, rules)
                 seen = st.seen
                 seen_ms = seen.get(event_id)
-                if seen_ms is not None:
-                    if seen_ms >= wm - lateness:
-                        duplicates += 1
-                        processed += 1
-                        continue
-                    del seen[event_id]  # expired, not evicted yet: re-insert at the end (event-time order)
+                if seen_ms is not None and seen_ms >= wm - lateness:
+                    duplicates += 1
+                    processed += 1
+                    continue
                 handler = handlers.get(event_type)
                 if handler is None:
                     self._dead_letter(partition, row, cp, f"no handler for event_type {event_type!r}", "ConfigError",
@@ -399,7 +398,7 @@ class Processor:
         items = []
         for key in self._dirty:
             st = cache[key]
-            evict(st, st.wm_ms, rules)  # as if at its latest event: stored state depends on no batch boundary
+            forget_seen(st, st.wm_ms, rules)
             items.append(StateItem(key, st.partition, st.encode(), st.last_ms + horizon))
         sweep = [p for p, cp in self.checkpoints.items()
                  if cp.watermark_ms - self._swept_wm.get(p, cp.watermark_ms) >= SWEEP_EVERY_MS]

@@ -235,12 +235,11 @@ DEFAULT_HANDLERS: dict[str, Handler] = {
 
 
 def evict(st: CustomerState, watermark_ms: int, cfg: RuleConfig) -> None:
-    """Forget what no accepted event (ts >= watermark - lateness) can ever look back to.
+    """Forget the tickets and orders no accepted event (ts >= watermark - lateness) can look back to.
 
-    Valid at any watermark up to the partition's (it only drops what is already out of every
-    window), so the processor calls it when ``st.due_ms`` says tickets or orders may be due, and on
-    every changed customer before a checkpoint. Sets ``st.due_ms`` to the exact watermark at which
-    the oldest ticket or order falls due.
+    Valid at any watermark up to the partition's: it only drops what is out of every window. Sets
+    ``st.due_ms`` to the exact watermark at which the oldest ticket or order falls due, so the
+    processor calls it only then. Event ids are :func:`forget_seen`'s.
     """
     floor = watermark_ms - cfg.lateness_ms
     tickets = st.tickets
@@ -261,18 +260,25 @@ def evict(st: CustomerState, watermark_ms: int, cfg: RuleConfig) -> None:
         n = bisect_right(ots, floor - cfg.vip_window_ms)  # sorted: the first n are due
         del ots[:n]
         del st.orders_cents[:n]
-    seen = st.seen
-    while seen:  # insertion order is (nearly) event-time order: drop from the front
-        eid = next(iter(seen))
-        if seen[eid] >= floor:
-            break
-        del seen[eid]
     due = NEVER
     if tickets:
         due = tickets[0][TS] + cfg.risk_window_ms + cfg.lateness_ms
     if ots:
         due = min(due, ots[0] + cfg.vip_window_ms + cfg.lateness_ms)
     st.due_ms = due
+
+
+def forget_seen(st: CustomerState, watermark_ms: int, cfg: RuleConfig) -> None:
+    """Drop the event ids older than the lateness window: an event that old is late, never a duplicate.
+
+    The processor counts an id as a duplicate only while it is inside the window, so when this
+    runs changes no result; it runs on every changed customer before a checkpoint, at the
+    watermark of the customer's latest event, so the stored state depends on no batch boundary.
+    """
+    seen = st.seen
+    floor = watermark_ms - cfg.lateness_ms
+    if seen and min(seen.values()) < floor:
+        st.seen = {eid: ts for eid, ts in seen.items() if ts >= floor}
 
 
 def due_after(cfg: RuleConfig) -> int:
