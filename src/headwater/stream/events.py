@@ -275,7 +275,9 @@ def fast_decode(raw: str | bytes) -> Event | None:
         return None
     p = w.payload
     if type(p) is not TicketPayload:  # an amount: canonical, and > 0 for a refund
-        cents = canonical_cents(p.amount_text)
+        cents = _cents.get(p.amount_text, _INVALID)  # the cache's hit without a call
+        if cents == _INVALID:
+            cents = canonical_cents(p.amount_text)
         if cents is None or (cents == 0 and type(p) is RefundPayload):
             return None
     return _new_event((w.event_id, w.event_type, w.customer_id, ts_ms, p))

@@ -266,7 +266,7 @@ class Processor:
                 except InvalidEvent as exc:
                     self._dead_letter(partition, row, cp, exc.message, "InvalidEvent", 1, False)
                     continue
-                event_id, event_type, key, ts_ms = event.event_id, event.event_type, event.customer_id, event.ts_ms
+                event_id, event_type, key, ts_ms, _ = event
                 wm = cp.watermark_ms
                 if ts_ms < wm - lateness:
                     self._late(partition, row, cp, event_id, ts_ms)

@@ -109,15 +109,15 @@ def on_ticket(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[AlertRecord
     assert isinstance(p, TicketPayload)
     high = p.priority == "high"
     tickets = st.tickets
-    key = (ev.ts_ms, ev.event_id)
+    ts, eid = ev.ts_ms, ev.event_id
     k = len(tickets)
-    if k and (tickets[-1][TS], tickets[-1][EID]) > key:
-        k = bisect_right([(t[TS], t[EID]) for t in tickets], key)
-    tickets.insert(k, [ev.ts_ms, ev.event_id, high, False, False, False])
-    window = cfg.risk_window_ms
+    if k and (tickets[-1][TS] > ts or (tickets[-1][TS] == ts and tickets[-1][EID] > eid)):  # out of order
+        k = bisect_right([(t[TS], t[EID]) for t in tickets], (ts, eid))
+    tickets.insert(k, [ts, eid, high, False, False, False])
+    end = ts + cfg.risk_window_ms
     last = k
     for i in range(k, len(tickets)):
-        if tickets[i][TS] >= ev.ts_ms + window:
+        if tickets[i][TS] >= end:
             break
         tickets[i][COND] = _holds(tickets, i, cfg)
         last = i
