@@ -46,6 +46,10 @@ class RuleConfig:
     def lateness_ms(self) -> int:
         return self.allowed_lateness_s * 1000
 
+    @cached_property
+    def vip_spend_cents(self) -> int:
+        return int(self.vip_spend_threshold * 100)
+
 
 @dataclass(frozen=True)
 class StreamConfig:

@@ -239,17 +239,6 @@ def _hour_ms(prefix: str) -> int:
     return ms
 
 
-def canonical_ms(ts: str) -> int | None:
-    """Epoch ms of ``YYYY-MM-DDTHH:MM:SSZ``, else None (the caller falls back to Pydantic)."""
-    offset = _IN_HOUR.get(ts[13:])
-    if offset is None:
-        return None
-    hour = _hours.get(ts[:13])
-    if hour is None:
-        hour = _hour_ms(ts[:13])
-    return None if hour == _INVALID else hour + offset
-
-
 def reference_decode(raw: str | bytes) -> Event:
     """The Pydantic path, the reference the fast path must equal; raises :class:`InvalidEvent`."""
     env = parse_event(raw)
@@ -270,8 +259,14 @@ def fast_decode(raw: str | bytes) -> Event | None:
         w = _FAST.decode(raw)
     except msgspec.DecodeError:  # includes msgspec.ValidationError
         return None
-    ts_ms = canonical_ms(w.timestamp)
-    if ts_ms is None:
+    ts = w.timestamp  # canonical is YYYY-MM-DDTHH:MM:SSZ: a cached hour plus the ms of ":MM:SSZ"
+    in_hour = _IN_HOUR.get(ts[13:])
+    if in_hour is None:
+        return None
+    hour = _hours.get(ts[:13])
+    if hour is None:
+        hour = _hour_ms(ts[:13])
+    if hour == _INVALID:
         return None
     p = w.payload
     if type(p) is not TicketPayload:  # an amount: canonical, and > 0 for a refund
@@ -280,7 +275,7 @@ def fast_decode(raw: str | bytes) -> Event | None:
             cents = canonical_cents(p.amount_text)
         if cents is None or (cents == 0 and type(p) is RefundPayload):
             return None
-    return _new_event((w.event_id, w.event_type, w.customer_id, ts_ms, p))
+    return _new_event((w.event_id, w.event_type, w.customer_id, hour + in_hour, p))
 
 
 def decode_event(raw: str | bytes) -> Event:

@@ -113,15 +113,23 @@ def on_ticket(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[AlertRecord
     k = len(tickets)
     if k and (tickets[-1][TS] > ts or (tickets[-1][TS] == ts and tickets[-1][EID] > eid)):  # out of order
         k = bisect_right([(t[TS], t[EID]) for t in tickets], (ts, eid))
-    tickets.insert(k, [ts, eid, high, False, False, False])
-    end = ts + cfg.risk_window_ms
-    last = k
-    for i in range(k, len(tickets)):
-        if tickets[i][TS] >= end:
-            break
-        tickets[i][COND] = _holds(tickets, i, cfg)
-        last = i
-    alerts = _episode_alerts(ev.customer_id, st, k, last, cfg)
+    ticket = [ts, eid, high, False, False, False]
+    if k == len(tickets):  # in order, the common case: only the new ticket's condition is new
+        tickets.append(ticket)
+        ticket[COND] = _holds(tickets, k, cfg)
+        # an alert only if it opens an episode (_episode_alerts' fast path, without the call)
+        opens = ticket[COND] and not (tickets[k - 1][COND] if k else st.tail_cond)
+        alerts = _episode_alerts(ev.customer_id, st, k, k, cfg) if opens else []
+    else:
+        tickets.insert(k, ticket)
+        end = ts + cfg.risk_window_ms
+        last = k
+        for i in range(k, len(tickets)):
+            if tickets[i][TS] >= end:
+                break
+            tickets[i][COND] = _holds(tickets, i, cfg)
+            last = i
+        alerts = _episode_alerts(ev.customer_id, st, k, last, cfg)
     if high:
         alert = _vip_check(ev.customer_id, st, tickets[k], cfg)
         if alert:
@@ -180,7 +188,7 @@ def _spend_cents(st: CustomerState, ts_ms: int, window_ms: int, enough: int) -> 
 def _vip_check(customer_id: int, st: CustomerState, ticket: list, cfg: RuleConfig) -> AlertRecord | None:
     if ticket[VIP] or not ticket[HIGH]:
         return None
-    threshold = int(cfg.vip_spend_threshold * 100)
+    threshold = cfg.vip_spend_cents
     if _spend_cents(st, ticket[TS], cfg.vip_window_ms, threshold) < threshold:
         return None
     ticket[VIP] = True
