@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import marshal
+import random
 import sqlite3
 from array import array
 
@@ -10,6 +11,8 @@ import pytest
 
 from headwater.errors import StorageError
 from headwater.stream.config import StreamConfig
+from headwater.stream.log import Record
+from headwater.stream.rules import DEFAULT_HANDLERS, evict
 from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.state import SEGMENTS, STATE_FORMAT_LISTS, CustomerState, SqliteStateStore, StateItem
 from tests.unit.stream_helpers import World, at, order, ticket
@@ -183,3 +186,38 @@ def test_a_restarted_processor_continues_from_the_restored_state(tmp_path):
         return [(k, e, CustomerState.decode(v).to_json()) for k, _, e, v in store_on(w.log).items()]
 
     assert decoded(two) == decoded(one) and len(decoded(one)) == 4
+
+
+def test_rules_see_state_as_if_evicted_on_every_event(tmp_path):
+    # eviction runs only when a customer's due_ms says something is due; before every handler the
+    # tickets and orders must still be exactly what evicting at the current watermark leaves
+    rng = random.Random(11)
+    lines, t = [], 0.0
+    for i in range(900):
+        t += rng.expovariate(1 / 0.3)  # days; ~270 days in all: tickets and orders leave their windows
+        when = at(t - (rng.uniform(0, 0.035) if rng.random() < 0.1 else 0))  # some up to ~50 min late
+        cust, kind = rng.choice((1, 2, 3)), rng.random()
+        if kind < 0.35:
+            lines.append(ticket(f"E{i}", cust, when, "high" if rng.random() < 0.4 else "low"))
+        else:
+            lines.append(order(f"E{i}", cust, when, f"{rng.randint(1, 90000) / 100:.2f}"))
+    holder, checked = {}, []
+
+    def guarded(handler):
+        def run(ev, st, cfg):
+            ref = CustomerState.decode(st.encode())
+            evict(ref, holder["proc"].checkpoints[st.partition].watermark_ms, cfg)
+            assert (ref.tickets, ref.orders(), ref.tail_cond, ref.tail_alerted) == (
+                st.tickets, st.orders(), st.tail_cond, st.tail_alerted), ev.event_id
+            checked.append(ev.event_id)
+            return handler(ev, st, cfg)
+        return run
+
+    cfg = StreamConfig(batch_size=64, partitions=1)
+    w = World(tmp_path, cfg, handlers={k: guarded(h) for k, h in DEFAULT_HANDLERS.items()})
+    with w.log.transaction() as tx:
+        tx.append("customer_events", [Record("1", line) for line in lines])
+    proc = holder["proc"] = w.processor()
+    counts = proc.run(until_idle=True)
+    assert counts["processed"] == len(checked) > 850 and counts["late"] == 0
+    assert len(w.alerts()) > 10
