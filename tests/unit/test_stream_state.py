@@ -76,6 +76,13 @@ def test_delete_expired_drops_only_expired_keys_of_the_partition(log):
     assert [k for k, *_ in store_on(log).items()] == [1, 3]
     with log.transaction():
         assert store.delete_expired(0, 350) == 0
+    with log.transaction():
+        assert store.delete_expired(0, 450) == 1  # key 1, re-queued at its later expiry, goes then
+    put(log, store, StateItem(4, 0, b"d", 900), StateItem(5, 0, b"e", 900))
+    put(log, store, StateItem(4, 0, b"d", 500))  # an expiry may also move earlier
+    with log.transaction():
+        assert store.delete_expired(0, 600) == 1 and store.delete_expired(0, 600) == 0
+    assert [k for k, *_ in store_on(log).items()] == [3, 5]
 
 
 def test_compaction_keeps_the_changelog_short_and_the_state_whole(log):

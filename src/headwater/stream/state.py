@@ -178,6 +178,7 @@ class SqliteStateStore:
         self.compact_min_bytes = compact_min_bytes
         self._live: dict[int, Entry] = {}
         self._expiry: dict[int, list[tuple[int, int]]] = {}  # partition -> heap of (expires_ms, key), lazy
+        self._segment_keys: list[set[int]] = [set() for _ in range(SEGMENTS)]  # live keys by key % SEGMENTS
         self._heap_entries = 0
         self._live_bytes = 0
         self._since_step = 0  # change bytes appended since the last segment snapshot
@@ -232,10 +233,11 @@ class SqliteStateStore:
         self._live_bytes = sum(len(v) for _, _, v in live.values())
         self._since_step = since
         self._snapshot_seq = snapshot_seq
-        self._index_expiry()
+        self._index()
 
-    def _index_expiry(self) -> None:
-        """One heap of (expires_ms, key) per partition; stale entries (changed or gone keys) are skipped lazily."""
+    def _index(self) -> None:
+        """One heap of (expires_ms, key) per partition (stale entries are skipped or re-queued when popped),
+        and the live keys of each segment (what a segment snapshot writes)."""
         heaps: dict[int, list[tuple[int, int]]] = {}
         for key, (p, e, _) in self._live.items():
             heaps.setdefault(p, []).append((e, key))
@@ -243,6 +245,10 @@ class SqliteStateStore:
             heapq.heapify(heap)
         self._expiry = heaps
         self._heap_entries = len(self._live)
+        segment_keys: list[set[int]] = [set() for _ in range(SEGMENTS)]
+        for key in self._live:
+            segment_keys[key % SEGMENTS].add(key)
+        self._segment_keys = segment_keys
 
     def _has_legacy_table(self) -> bool:
         return bool(self._rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stream_state'", (),
@@ -267,6 +273,7 @@ class SqliteStateStore:
         changes = []
         live, live_bytes = self._live, self._live_bytes
         expiry, pushed = self._expiry, 0
+        segment_keys = self._segment_keys
         for key, partition, value, expires in items:
             old = live.get(key)
             if old is not None:
@@ -275,10 +282,15 @@ class SqliteStateStore:
                 if old is None:
                     continue
                 del live[key]
+                segment_keys[key % SEGMENTS].discard(key)
             else:
                 live[key] = (partition, expires, value)
                 live_bytes += len(value)
-                if old is None or old[1] != expires or old[0] != partition:
+                if old is None:
+                    segment_keys[key % SEGMENTS].add(key)
+                # An expiry that only moves later needs no new heap entry: ``delete_expired`` re-queues
+                # the key when it pops the old one (one push per key per horizon, not per checkpoint).
+                if old is None or old[0] != partition or expires < old[1]:
                     heap = expiry.get(partition)
                     if heap is None:
                         heap = expiry[partition] = []
@@ -288,21 +300,28 @@ class SqliteStateStore:
         self._heap_entries += pushed
         self._live_bytes = live_bytes
         if self._heap_entries > 4 * len(live) + 4096:  # mostly stale entries: rebuild
-            self._index_expiry()
+            self._index()
         self._append(changes)
 
     def delete_expired(self, partition: int, watermark_ms: int) -> int:
         heap = self._expiry.get(partition, [])
         live = self._live
         changes = []
+        segment_keys = self._segment_keys
         while heap and heap[0][0] < watermark_ms:
             expires, key = heapq.heappop(heap)
             self._heap_entries -= 1
             entry = live.get(key)
-            if entry is not None and entry[0] == partition and entry[1] == expires:  # else a stale heap entry
-                del live[key]
-                self._live_bytes -= len(entry[2])
-                changes.append((key, partition, expires, None))
+            if entry is None or entry[0] != partition or entry[1] < expires:  # a stale heap entry
+                continue
+            if entry[1] > expires:  # the key's expiry moved later since this entry: queue it again
+                heapq.heappush(heap, (entry[1], key))
+                self._heap_entries += 1
+                continue
+            del live[key]
+            segment_keys[key % SEGMENTS].discard(key)
+            self._live_bytes -= len(entry[2])
+            changes.append((key, partition, expires, None))
         self._append(changes)
         return len(changes)
 
@@ -329,7 +348,8 @@ class SqliteStateStore:
 
     def _snapshot(self, conn: sqlite3.Connection, segment: int) -> None:
         """Append a snapshot of one key segment; drop rows that every segment's snapshot supersedes."""
-        entries = [(k, p, e, v) for k, (p, e, v) in self._live.items() if k % SEGMENTS == segment]
+        live = self._live
+        entries = [(k, *live[k]) for k in self._segment_keys[segment]]
         cur = conn.execute("INSERT INTO stream_state_log (namespace, segment, changes) VALUES (?, ?, ?)",
                            (self.namespace, segment, marshal.dumps(entries, 4)))
         self._snapshot_seq[segment] = cur.lastrowid
