@@ -223,11 +223,8 @@ class Processor:
             rows = self.source.read_values(self.input_topic, p, cp.offset, want)
             if rows:
                 self._process_records(rows, p, cp)
-                batch = self._batch
-                batch.consumed[p] = (batch.consumed.get(p, (rows[0][0],))[0], rows[-1][0] + 1)
-                cp.offset = rows[-1][0] + 1
+                self._consumed(p, cp, rows)
                 total += len(rows)
-                batch.events += len(rows)
                 if self.policy.due(self._batch.events, self.monotonic() - self._last_commit):
                     self.checkpoint()
         if self.policy.due(self._batch.events, self.monotonic() - self._last_commit):
@@ -238,11 +235,16 @@ class Processor:
         """Process a single record (for tests of one event at a time); call :meth:`checkpoint` after."""
         p = record.partition
         cp = self.checkpoints[p]
-        self._process_records([(record.offset, record.key, record.value)], p, cp)
+        rows = [(record.offset, record.key, record.value)]
+        self._process_records(rows, p, cp)
+        self._consumed(p, cp, rows)
+
+    def _consumed(self, partition: int, cp: PartitionCheckpoint, rows: Sequence[Row]) -> None:
+        """Move the partition's position past ``rows`` (processed) and count them into the pending batch."""
         batch = self._batch
-        batch.consumed[p] = (batch.consumed.get(p, (record.offset,))[0], record.offset + 1)
-        cp.offset = record.offset + 1
-        batch.events += 1
+        batch.consumed[partition] = (batch.consumed.get(partition, (rows[0][0],))[0], rows[-1][0] + 1)
+        batch.events += len(rows)
+        cp.offset = rows[-1][0] + 1
 
     # -- records ---------------------------------------------------------------------------------
     def _process_records(self, rows: Sequence[Row], partition: int, cp: PartitionCheckpoint) -> None:
