@@ -117,7 +117,8 @@ def on_ticket(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[AlertRecord
     if k == len(tickets):  # in order, the common case: only the new ticket's condition is new
         tickets.append(ticket)
         ticket[COND] = _holds(tickets, k, cfg)
-        # an alert only if it opens an episode (_episode_alerts' fast path, without the call)
+        # O(1) thanks to the invariant "after every event, every episode has alerted": a ticket that
+        # continues an episode needs nothing; only one that opens an episode can alert
         opens = ticket[COND] and not (tickets[k - 1][COND] if k else st.tail_cond)
         alerts = _episode_alerts(ev.customer_id, st, k, k, cfg) if opens else []
     else:
@@ -141,11 +142,6 @@ def _episode_alerts(customer_id: int, st: CustomerState, first: int, last: int, 
     """Raise one alert for each episode overlapping tickets[first..last] that has none yet."""
     tickets = st.tickets
     alerts: list[AlertRecord] = []
-    # In-order fast path, O(1) thanks to the invariant "after every event, every episode has
-    # alerted": a ticket that continues an episode needs nothing; one that starts an episode alerts.
-    if first == last == len(tickets) - 1 and (
-            not tickets[last][COND] or (last > 0 and tickets[last - 1][COND]) or (last == 0 and st.tail_cond)):
-        return alerts
     i = first
     while i <= last:
         if not tickets[i][COND]:
