@@ -33,7 +33,8 @@ from headwater.resilience.dlq import DeadLetter
 from headwater.resilience.retry import ExponentialBackoff, Retrier, RetriesExhausted
 from headwater.stream.checkpoint import CheckpointPolicy, PartitionCheckpoint, load_checkpoints, totals
 from headwater.stream.config import StreamConfig
-from headwater.stream.events import Event, InvalidEvent, decode_event
+from headwater.stream import native
+from headwater.stream.events import Event, InvalidEvent, RefundPayload, TicketPayload, decode_event
 from headwater.stream.log import (
     CUSTOMER_ALERTS,
     CUSTOMER_EVENTS,
@@ -55,7 +56,7 @@ from headwater.stream.rules import (
     forget_seen,
 )
 from headwater.stream.sqlite_log import SqliteLog
-from headwater.stream.state import CustomerState, SqliteStateStore, StateItem, StateStore
+from headwater.stream.state import STATE_FORMAT, CustomerState, SqliteStateStore, StateItem, StateStore
 
 Row = tuple[int, "str | None", str]  # (offset, key, value) of an input record: EventLog.read_values
 INT64 = 2**63
@@ -122,6 +123,9 @@ class Processor:
         self._horizon_ms = expiry_horizon_ms(config.rules)
         self._due_after_ms = due_after(config.rules)
         self.handlers = dict(DEFAULT_HANDLERS if handlers is None else handlers)
+        # the compiled core runs the default rules only (custom handlers are Python's)
+        self._native = native.load() if self.handlers == DEFAULT_HANDLERS else None
+        self._core: Any = None
         self.retrier = retrier or ExponentialBackoff(max_attempts=config.max_attempts,
                                                      base_delay_s=config.retry_base_delay_s)
         self.clock, self.monotonic = clock, monotonic
@@ -151,6 +155,7 @@ class Processor:
         self._cache.clear()
         self._keys.clear()
         self._dirty.clear()
+        self._core = native.new_core(self._native, self.rules) if self._native is not None else None
         self._batch = _Batch()
         self._last_commit = self.monotonic()
 
@@ -255,6 +260,9 @@ class Processor:
         ids before a checkpoint (``rules.forget_seen``). An id in ``seen`` counts as a duplicate only
         while it is within the lateness window, so an entry not forgotten yet changes nothing.
         """
+        if self._core is not None:
+            self._process_native(rows, partition, cp)
+            return
         counts = cp.counts
         cache, handlers, rules, dirty_add = self._cache, self.handlers, self.rules, self._dirty.add
         batch_alerts = self._batch.alerts
@@ -319,6 +327,70 @@ class Processor:
             counts["processed"] += processed
             counts["duplicates"] += duplicates
             counts["alerts"] += n_alerts
+
+    def _process_native(self, rows: Sequence[Row], partition: int, cp: PartitionCheckpoint) -> None:
+        """The same as the Python loop above, by the compiled core; records it cannot decide (anything
+        outside the canonical subset, late events) come back here one at a time."""
+        core, counts, rules = self._core, cp.counts, self.rules
+        batch_alerts = self._batch.alerts
+        rows = rows if isinstance(rows, list) else list(rows)
+        i, n = 0, len(rows)
+        while i < n:
+            i, status, cp.watermark_ms, n_in, processed, duplicates, facts, late = core.run(
+                rows, i, partition, cp.watermark_ms, self._load)
+            counts["in"] += n_in
+            counts["processed"] += processed
+            counts["duplicates"] += duplicates
+            if facts:
+                counts["alerts"] += len(facts)
+                batch_alerts.extend([(native.alert_record(f, rules), partition, f[0]) for f in facts])
+            if status == native.DONE:
+                break
+            counts["in"] += 1
+            if status == native.LATE:
+                self._late(partition, rows[i], cp, *late)
+            else:
+                self._apply_native(rows[i], partition, cp)
+            i += 1
+
+    def _apply_native(self, row: Row, partition: int, cp: PartitionCheckpoint) -> None:
+        """One record outside the core's canonical subset: Pydantic decides, the core applies."""
+        try:
+            event = decode_event(row[2])
+        except InvalidEvent as exc:
+            self._dead_letter(partition, row, cp, exc.message, "InvalidEvent", 1, False)
+            return
+        event_id, _, key, ts_ms, p = event
+        if not -INT64 <= key < INT64:  # the loop's order: late first, then the watermark, then the key
+            if ts_ms < cp.watermark_ms - self._lateness_ms:
+                self._late(partition, row, cp, event_id, ts_ms)
+                return
+            cp.watermark_ms = max(cp.watermark_ms, ts_ms)
+            self._dead_letter(partition, row, cp, f"customer_id {key} is out of the 64-bit range",
+                              "InvalidEvent", 1, False, event_id)
+            return
+        if isinstance(p, TicketPayload):
+            args = (native.TICKET, p.priority == "high", False, 0, "")
+        elif isinstance(p, RefundPayload):
+            args = (native.REFUND, 0, p.amount > self.rules.large_refund_threshold, p.order_id, p.amount_text)
+        else:
+            args = (native.ORDER, p.cents, False, 0, "")
+        status, cp.watermark_ms, facts = self._core.apply(partition, cp.watermark_ms, row[0], event_id, key, ts_ms,
+                                                          *args, self._load)
+        if status == native.LATE:
+            self._late(partition, row, cp, event_id, ts_ms)
+            return
+        cp.counts["processed"] += 1
+        cp.counts["duplicates"] += status == native.DUPLICATE
+        cp.counts["alerts"] += len(facts)
+        self._batch.alerts.extend([(native.alert_record(f, self.rules), partition, f[0]) for f in facts])
+
+    def _load(self, key: int) -> bytes | None:
+        """A customer's stored state for the core, in the format it reads (older formats converted)."""
+        raw = self.state.get(key)
+        if raw is not None and raw[:1] != STATE_FORMAT:
+            raw = CustomerState.decode(raw).encode()
+        return raw
 
     def _retry(self, partition: int, row: Row, cp: PartitionCheckpoint, handler: Handler, event: Event,
                st: CustomerState, first: Exception) -> list[AlertRecord] | None:
@@ -397,7 +469,9 @@ class Processor:
             self._last_commit = self.monotonic()
             return
         cache, horizon, rules = self._cache, self._horizon_ms, self.rules
-        items = []
+        items: list[StateItem] = []
+        if self._core is not None:
+            items = self._core.drain(horizon)  # (key, partition, value, expires_ms) tuples
         for key in self._dirty:
             st = cache[key]
             forget_seen(st, st.wm_ms, rules)
@@ -432,6 +506,10 @@ class Processor:
         """Drop cached customers whose whole state expired (the store dropped them in the same commit)."""
         for p in partitions:
             wm = self.checkpoints[p].watermark_ms
+            if self._core is not None:
+                self._core.forget_expired(p, wm - self._horizon_ms)
+                self._swept_wm[p] = wm
+                continue
             keys = self._keys.get(p, set())
             cache, last_before = self._cache, wm - self._horizon_ms
             gone = [k for k in keys if cache[k].last_ms < last_before]
@@ -456,6 +534,8 @@ class Processor:
 
     def cached_state_items(self) -> int:
         """Items held in memory: the bounded-state figure."""
+        if self._core is not None:
+            return self._core.state_items()
         return sum(st.size() for st in self._cache.values())
 
 

@@ -33,6 +33,7 @@ import hashlib
 from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import msgspec
 
@@ -74,6 +75,25 @@ def alert_id(alert_type: str, customer_id: int, trigger_event_id: str) -> str:
 def _alert(alert_type: str, customer_id: int, trigger_id: str, ts_ms: int, reason: str) -> AlertRecord:
     return AlertRecord(alert_id(alert_type, customer_id, trigger_id), alert_type, customer_id, reason,
                        datetime.fromtimestamp(ts_ms / 1000, UTC), ACTIONS[alert_type])
+
+
+# The alerts' wording, one definition for these rules and for the compiled core (which returns facts).
+def risk_alert(customer_id: int, trigger_id: str, ts_ms: int, count: int, high: int, cfg: RuleConfig) -> AlertRecord:
+    reason = (f"{count} support tickets ({high} high priority) within {cfg.risk_window_days} days "
+              f"(thresholds: {cfg.risk_ticket_count} tickets or {cfg.risk_high_count} high priority)")
+    return _alert(AT_RISK, customer_id, trigger_id, ts_ms, reason)
+
+
+def vip_alert(customer_id: int, trigger_id: str, ts_ms: int, cfg: RuleConfig) -> AlertRecord:
+    reason = (f"high-priority ticket from a customer whose orders in the last {cfg.vip_window_days} days "
+              f"reach the VIP threshold of {cfg.vip_spend_threshold}")
+    return _alert(VIP_ESCALATION, customer_id, trigger_id, ts_ms, reason)
+
+
+def refund_alert(customer_id: int, trigger_id: str, ts_ms: int, amount: Decimal, order_id: int,
+                 cfg: RuleConfig) -> AlertRecord:
+    reason = f"refund of {amount} on order {order_id} exceeds {cfg.large_refund_threshold}"
+    return _alert(LARGE_REFUND, customer_id, trigger_id, ts_ms, reason)
 
 
 def _window_counts(tickets: list[list], i: int, window_ms: int) -> tuple[int, int]:
@@ -158,9 +178,7 @@ def _episode_alerts(customer_id: int, st: CustomerState, first: int, last: int, 
             trigger = tickets[start]
             trigger[RISK] = True
             count, high = _window_counts(tickets, start, cfg.risk_window_ms)
-            reason = (f"{count} support tickets ({high} high priority) within {cfg.risk_window_days} days "
-                      f"(thresholds: {cfg.risk_ticket_count} tickets or {cfg.risk_high_count} high priority)")
-            alerts.append(_alert(AT_RISK, customer_id, trigger[EID], trigger[TS], reason))
+            alerts.append(risk_alert(customer_id, trigger[EID], trigger[TS], count, high, cfg))
         i = end + 1
     return alerts
 
@@ -188,9 +206,7 @@ def _vip_check(customer_id: int, st: CustomerState, ticket: list, cfg: RuleConfi
     if _spend_cents(st, ticket[TS], cfg.vip_window_ms, threshold) < threshold:
         return None
     ticket[VIP] = True
-    reason = (f"high-priority ticket from a customer whose orders in the last {cfg.vip_window_days} days "
-              f"reach the VIP threshold of {cfg.vip_spend_threshold}")
-    return _alert(VIP_ESCALATION, customer_id, ticket[EID], ticket[TS], reason)
+    return vip_alert(customer_id, ticket[EID], ticket[TS], cfg)
 
 
 def on_order(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[AlertRecord]:
@@ -227,8 +243,7 @@ def on_refund(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[AlertRecord
     assert isinstance(p, RefundPayload)
     if p.amount <= cfg.large_refund_threshold:
         return []
-    reason = f"refund of {p.amount} on order {p.order_id} exceeds {cfg.large_refund_threshold}"
-    return [_alert(LARGE_REFUND, ev.customer_id, ev.event_id, ev.ts_ms, reason)]
+    return [refund_alert(ev.customer_id, ev.event_id, ev.ts_ms, p.amount, p.order_id, cfg)]
 
 
 DEFAULT_HANDLERS: dict[str, Handler] = {

@@ -19,6 +19,7 @@ import heapq
 import json
 import marshal
 import sqlite3
+import struct
 import sys
 from array import array
 from collections.abc import Sequence
@@ -29,8 +30,18 @@ from headwater.errors import StorageError
 from headwater.stream.sqlite_log import SqliteLog, translate
 
 STATE_FORMAT_LISTS = b"\x01"  # marshal v4 of plain lists/dicts/ints/strs/bools (read only, older files)
-STATE_FORMAT = b"\x02"  # as 1, but the orders are two little-endian int64 columns (ts_ms, cents) as bytes
+STATE_FORMAT_MARSHAL = b"\x02"  # as 1, but the orders as two int64 columns (read only, older files)
+# Written: little-endian, the same bytes from this module and from the compiled core (headwater_core):
+#   partition i64, flags u8 (1 tail_cond, 2 tail_alerted), last_ms i64,
+#   tickets u32 + each (ts i64, flags u8 (1 high, 2 cond, 4 risk, 8 vip), utf-8 event id u32 + bytes),
+#   orders u32 + their ts as n i64 + their cents as n i64, seen u32 + each (ts i64, event id u32 + bytes),
+#   seen sorted by event id (so the bytes depend only on the state, not on the order events came in).
+STATE_FORMAT = b"\x03"
 _SWAP = sys.byteorder != "little"
+_HEAD = struct.Struct("<qBqI")
+_TICKET = struct.Struct("<qBI")
+_SEEN = struct.Struct("<qI")
+_COUNT = struct.Struct("<I")
 
 
 def _column(raw: bytes) -> array:
@@ -41,11 +52,13 @@ def _column(raw: bytes) -> array:
     return col
 
 
-def _swapped(col: array) -> array:
-    """A little-endian copy of ``col`` (big-endian hosts only)."""
+def _le(col: array) -> bytes:
+    """The little-endian bytes of an int64 column."""
+    if not _SWAP:
+        return col.tobytes()
     col = array("q", col)
     col.byteswap()
-    return col
+    return col.tobytes()
 
 
 # Ticket fields, kept as small lists for cheap (de)serialisation: [ts_ms, event_id, high, cond, risk, vip]
@@ -78,16 +91,25 @@ class CustomerState:
     wm_ms: int = 0
 
     def encode(self) -> bytes:
-        """Versioned binary encoding (marshal of plain lists + raw int64 columns: fast on the hot path)."""
-        ots, cents = (self.orders_ts, self.orders_cents) if not _SWAP else (_swapped(self.orders_ts),
-                                                                             _swapped(self.orders_cents))
-        return STATE_FORMAT + marshal.dumps((self.partition, self.tickets, ots.tobytes(), cents.tobytes(), self.seen,
-                                             self.tail_cond, self.tail_alerted, self.last_ms), 4)
+        """Format 3 (see ``STATE_FORMAT``): what the compiled core writes, byte for byte."""
+        parts = [STATE_FORMAT, _HEAD.pack(self.partition, self.tail_cond | self.tail_alerted << 1, self.last_ms,
+                                          len(self.tickets))]
+        for ts, eid, high, cond, risk, vip in self.tickets:
+            raw = eid.encode()
+            parts += (_TICKET.pack(ts, high | cond << 1 | risk << 2 | vip << 3, len(raw)), raw)
+        parts += (_COUNT.pack(len(self.orders_ts)), _le(self.orders_ts), _le(self.orders_cents),
+                  _COUNT.pack(len(self.seen)))
+        for eid, ts in sorted(self.seen.items()):
+            raw = eid.encode()
+            parts += (_SEEN.pack(ts, len(raw)), raw)
+        return b"".join(parts)
 
     @classmethod
     def decode(cls, blob: bytes) -> CustomerState:
         fmt = blob[:1]
         if fmt == STATE_FORMAT:
+            return cls._decode3(blob)
+        if fmt == STATE_FORMAT_MARSHAL:
             p, tickets, ots, ocents, seen, tc, ta, last = marshal.loads(blob[1:])
             return cls(p, tickets, _column(ots), _column(ocents), seen, tc, ta, last)
         if fmt == STATE_FORMAT_LISTS:
@@ -95,6 +117,36 @@ class CustomerState:
             return cls(p, tickets, array("q", [o[0] for o in orders]), array("q", [o[1] for o in orders]), seen,
                        tc, ta, last)
         raise StorageError(f"unknown state format {fmt!r}: written by a newer Headwater?")
+
+    @classmethod
+    def _decode3(cls, blob: bytes) -> CustomerState:
+        try:
+            partition, flags, last_ms, n = _HEAD.unpack_from(blob, 1)
+            pos = 1 + _HEAD.size
+            tickets = []
+            for _ in range(n):
+                ts, f, size = _TICKET.unpack_from(blob, pos)
+                pos += _TICKET.size
+                tickets.append([ts, blob[pos:pos + size].decode(), bool(f & 1), bool(f & 2), bool(f & 4),
+                                bool(f & 8)])
+                pos += size
+            (n,) = _COUNT.unpack_from(blob, pos)
+            pos += _COUNT.size
+            ots, cents = _column(blob[pos:pos + 8 * n]), _column(blob[pos + 8 * n:pos + 16 * n])
+            pos += 16 * n
+            (n,) = _COUNT.unpack_from(blob, pos)
+            pos += _COUNT.size
+            seen = {}
+            for _ in range(n):
+                ts, size = _SEEN.unpack_from(blob, pos)
+                pos += _SEEN.size
+                seen[blob[pos:pos + size].decode()] = ts
+                pos += size
+        except (struct.error, UnicodeDecodeError) as exc:
+            raise StorageError(f"corrupt state blob: {exc}") from exc
+        if pos != len(blob) or len(ots) != len(cents):
+            raise StorageError(f"corrupt state blob: {len(blob) - pos} bytes left over or truncated")
+        return cls(partition, tickets, ots, cents, seen, bool(flags & 1), bool(flags & 2), last_ms)
 
     def orders(self) -> list[list[int]]:
         """The orders as ``[ts_ms, cents]`` pairs (readable form)."""
