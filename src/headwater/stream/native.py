@@ -52,7 +52,7 @@ def load() -> ModuleType | None:
             raise ConfigError(f"{ENGINE_ENV}=native, but the compiled core is not installed "
                               f"(pip install ./native): {exc}") from exc
         return None
-    if headwater_core.STATE_FORMAT != STATE_FORMAT[0]:
+    if STATE_FORMAT[0] != headwater_core.STATE_FORMAT:
         raise ConfigError(f"the installed compiled core writes state format {headwater_core.STATE_FORMAT}, "
                           f"this Headwater format {STATE_FORMAT[0]}: rebuild it (pip install ./native)")
     return headwater_core

@@ -31,9 +31,9 @@ from typing import Any
 
 from headwater.resilience.dlq import DeadLetter
 from headwater.resilience.retry import ExponentialBackoff, Retrier, RetriesExhausted
+from headwater.stream import native
 from headwater.stream.checkpoint import CheckpointPolicy, PartitionCheckpoint, load_checkpoints, totals
 from headwater.stream.config import StreamConfig
-from headwater.stream import native
 from headwater.stream.events import Event, InvalidEvent, RefundPayload, TicketPayload, decode_event
 from headwater.stream.log import (
     CUSTOMER_ALERTS,
