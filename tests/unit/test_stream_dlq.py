@@ -19,6 +19,8 @@ from headwater.stream.rules import DEFAULT_HANDLERS
 from headwater.stream.synthetic import generate_events
 from tests.unit.stream_helpers import World, at, order, refund, ticket
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines (tests/unit/conftest.py)
+
 GOOD = ticket("E1", 1, at(0))
 BAD = {
     "malformed JSON": '{"event_id": "E9", "event_type": "ticket_cr',

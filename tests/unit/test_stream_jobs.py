@@ -20,6 +20,8 @@ from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.state import SqliteStateStore
 from headwater.stream.synthetic import generate_events, write_jsonl
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines (tests/unit/conftest.py)
+
 
 @pytest.fixture
 def home(tmp_path) -> Settings:

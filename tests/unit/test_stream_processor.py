@@ -11,6 +11,8 @@ from headwater.stream.config import RuleConfig, StreamConfig
 from headwater.stream.rules import DEFAULT_HANDLERS
 from tests.unit.stream_helpers import World, at, ticket
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines (tests/unit/conftest.py)
+
 
 class Boom(Exception):
     pass

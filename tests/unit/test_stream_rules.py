@@ -12,6 +12,8 @@ from headwater.stream.config import RuleConfig, StreamConfig
 from headwater.stream.rules import AT_RISK, AlertRecord, _alert, alert_id, encode_alert
 from tests.unit.stream_helpers import World, at, order, refund, ticket
 
+pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines (tests/unit/conftest.py)
+
 
 def risk(world: World) -> list[dict]:
     return [a for a in world.alerts() if a["alert_type"] == "customer_at_risk"]

@@ -14,8 +14,17 @@ from headwater.stream.config import StreamConfig
 from headwater.stream.log import Record
 from headwater.stream.rules import DEFAULT_HANDLERS, evict
 from headwater.stream.sqlite_log import SqliteLog
-from headwater.stream.state import SEGMENTS, STATE_FORMAT_LISTS, CustomerState, SqliteStateStore, StateItem
+from headwater.stream.state import (
+    SEGMENTS,
+    STATE_FORMAT_LISTS,
+    STATE_FORMAT_MARSHAL,
+    CustomerState,
+    SqliteStateStore,
+    StateItem,
+)
 from tests.unit.stream_helpers import World, at, order, ticket
+
+pytestmark = pytest.mark.usefixtures("engine")  # each test on both engines (tests/unit/conftest.py)
 
 NS = "headwater-stream"
 
@@ -140,8 +149,8 @@ def _legacy_file(path, values: dict[int, bytes]) -> None:
 def test_state_of_formats_1_and_2_in_the_old_table_is_read_then_moved(tmp_path):
     v1 = STATE_FORMAT_LISTS + marshal.dumps((1, [[5, "E1", True, False, False, False]], [[4, 1000]], {"E1": 5},
                                              False, False, 5), 4)
-    v2 = CustomerState(1, [[7, "E2", False, False, False, False]], array("q", [6]), array("q", [250]), {}, True,
-                       False, 7).encode()
+    v2 = STATE_FORMAT_MARSHAL + marshal.dumps((1, [[7, "E2", False, False, False, False]], array("q", [6]).tobytes(),
+                                               array("q", [250]).tobytes(), {}, True, False, 7), 4)
     path = tmp_path / "log.sqlite"
     _legacy_file(path, {1: v1, 2: v2})
     log = SqliteLog(path)
