@@ -37,9 +37,17 @@ enum Val<'a> {
 }
 
 enum Kind<'a> {
-    Order { cents: i64 },
-    Ticket { high: bool },
-    Refund { above: bool, order_id: i64, amount: &'a str },
+    Order {
+        cents: i64,
+    },
+    Ticket {
+        high: bool,
+    },
+    Refund {
+        above: bool,
+        order_id: i64,
+        amount: &'a str,
+    },
 }
 
 struct Ev<'a> {
@@ -223,7 +231,11 @@ fn canonical_ms(text: &str) -> Option<i64> {
 }
 
 fn decode<'a>(raw: &'a str, refund_floor: i64) -> Option<Ev<'a>> {
-    let mut p = Parser { src: raw, s: raw.as_bytes(), i: 0 };
+    let mut p = Parser {
+        src: raw,
+        s: raw.as_bytes(),
+        i: 0,
+    };
     if !p.eat(b'{') {
         return None;
     }
@@ -275,7 +287,9 @@ fn decode<'a>(raw: &'a str, refund_floor: i64) -> Option<Ev<'a>> {
             {
                 return None;
             }
-            Kind::Ticket { high: priority == "high" }
+            Kind::Ticket {
+                high: priority == "high",
+            }
         }
         etype @ ("order_placed" | "refund_issued") => {
             if n != 2 {
@@ -288,7 +302,11 @@ fn decode<'a>(raw: &'a str, refund_floor: i64) -> Option<Ev<'a>> {
             if etype == "order_placed" {
                 Kind::Order { cents }
             } else if cents > 0 {
-                Kind::Refund { above: cents > refund_floor, order_id, amount }
+                Kind::Refund {
+                    above: cents > refund_floor,
+                    order_id,
+                    amount,
+                }
             } else {
                 return None;
             }
@@ -341,9 +359,8 @@ impl Customer {
 
     fn encode(&mut self) -> Vec<u8> {
         self.seen.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut out = Vec::with_capacity(
-            30 + self.tickets.len() * 40 + self.orders_ts.len() * 16 + self.seen.len() * 30,
-        );
+        let mut out =
+            Vec::with_capacity(30 + self.tickets.len() * 40 + self.orders_ts.len() * 16 + self.seen.len() * 30);
         out.push(STATE_FORMAT);
         out.extend_from_slice(&self.partition.to_le_bytes());
         out.push(u8::from(self.tail_cond) | u8::from(self.tail_alerted) << 1);
@@ -382,7 +399,14 @@ impl Customer {
             let ts = r.i64()?;
             let f = r.take(1)?[0];
             let eid = r.string()?;
-            c.tickets.push(Ticket { ts, eid, high: f & 1 != 0, cond: f & 2 != 0, risk: f & 4 != 0, vip: f & 8 != 0 });
+            c.tickets.push(Ticket {
+                ts,
+                eid,
+                high: f & 1 != 0,
+                cond: f & 2 != 0,
+                risk: f & 4 != 0,
+                vip: f & 8 != 0,
+            });
         }
         let n = r.u32()?;
         for _ in 0..n {
@@ -451,7 +475,15 @@ struct Fact {
 }
 
 fn fact(kind: u8, trigger: &str, ts: i64) -> Fact {
-    Fact { kind, trigger: trigger.to_owned(), ts, count: 0, high: 0, order_id: 0, amount: String::new() }
+    Fact {
+        kind,
+        trigger: trigger.to_owned(),
+        ts,
+        count: 0,
+        high: 0,
+        order_id: 0,
+        amount: String::new(),
+    }
 }
 
 fn window_counts(t: &[Ticket], i: usize, window: i64) -> (i64, i64) {
@@ -546,7 +578,14 @@ fn on_ticket(st: &mut Customer, eid: &str, ts: i64, high: bool, cfg: &Cfg, out: 
             k = st.tickets.partition_point(|t| (t.ts, t.eid.as_str()) <= (ts, eid));
         }
     }
-    let ticket = Ticket { ts, eid: eid.to_owned(), high, cond: false, risk: false, vip: false };
+    let ticket = Ticket {
+        ts,
+        eid: eid.to_owned(),
+        high,
+        cond: false,
+        risk: false,
+        vip: false,
+    };
     if k == n {
         st.tickets.push(ticket);
         let cond = holds(&st.tickets, k, cfg);
@@ -674,7 +713,11 @@ impl Core {
         match ev.kind {
             Kind::Ticket { high } => on_ticket(st, ev.eid, ev.ts, high, cfg, out),
             Kind::Order { cents } => on_order(st, ev.ts, cents, cfg, out),
-            Kind::Refund { above, order_id, amount } => {
+            Kind::Refund {
+                above,
+                order_id,
+                amount,
+            } => {
                 if above {
                     let mut f = fact(LARGE_REFUND, ev.eid, ev.ts);
                     f.order_id = order_id;
@@ -707,9 +750,17 @@ fn load(loader: &Bound<'_, PyAny>, key: i64, partition: i64) -> PyResult<Custome
 
 type FactTuple = (i64, u8, i64, String, i64, i64, i64, i64, String);
 
-fn facts_list<'py>(py: Python<'py>, offset: i64, cid: i64, facts: Vec<Fact>, list: &Bound<'py, PyList>) -> PyResult<()> {
+fn facts_list<'py>(
+    py: Python<'py>,
+    offset: i64,
+    cid: i64,
+    facts: Vec<Fact>,
+    list: &Bound<'py, PyList>,
+) -> PyResult<()> {
     for f in facts {
-        let t: FactTuple = (offset, f.kind, cid, f.trigger, f.ts, f.count, f.high, f.order_id, f.amount);
+        let t: FactTuple = (
+            offset, f.kind, cid, f.trigger, f.ts, f.count, f.high, f.order_id, f.amount,
+        );
         list.append(t.into_pyobject(py)?)?;
     }
     Ok(())
@@ -729,8 +780,21 @@ impl Core {
         refund_floor: i64,
         due_after_ms: i64,
     ) -> Self {
-        let cfg = Cfg { risk_window_ms, risk_count, risk_high, vip_window_ms, vip_cents, lateness_ms, refund_floor, due_after_ms };
-        Core { cfg, cache: HashMap::new(), dirty: HashSet::new() }
+        let cfg = Cfg {
+            risk_window_ms,
+            risk_count,
+            risk_high,
+            vip_window_ms,
+            vip_cents,
+            lateness_ms,
+            refund_floor,
+            due_after_ms,
+        };
+        Core {
+            cfg,
+            cache: HashMap::new(),
+            dirty: HashSet::new(),
+        }
     }
 
     /// Process `rows[start..]` (`(offset, key, value)` of one partition, in order) until one needs
@@ -758,13 +822,40 @@ impl Core {
             let row = row.cast::<PyTuple>()?;
             let value = row.get_borrowed_item(2)?;
             let Ok(text) = value.cast::<PyString>() else {
-                return Ok((i, UNDECIDED, wm, (i - start) as u64, processed, duplicates, alerts, None));
+                return Ok((
+                    i,
+                    UNDECIDED,
+                    wm,
+                    (i - start) as u64,
+                    processed,
+                    duplicates,
+                    alerts,
+                    None,
+                ));
             };
             let Ok(text) = text.to_str() else {
-                return Ok((i, UNDECIDED, wm, (i - start) as u64, processed, duplicates, alerts, None));
+                return Ok((
+                    i,
+                    UNDECIDED,
+                    wm,
+                    (i - start) as u64,
+                    processed,
+                    duplicates,
+                    alerts,
+                    None,
+                ));
             };
             let Some(ev) = decode(text, self.cfg.refund_floor) else {
-                return Ok((i, UNDECIDED, wm, (i - start) as u64, processed, duplicates, alerts, None));
+                return Ok((
+                    i,
+                    UNDECIDED,
+                    wm,
+                    (i - start) as u64,
+                    processed,
+                    duplicates,
+                    alerts,
+                    None,
+                ));
             };
             match self.step(&ev, partition, &mut wm, loader, &mut facts)? {
                 LATE => {
@@ -807,10 +898,19 @@ impl Core {
         let kind = match kind {
             0 => Kind::Order { cents: number },
             1 => Kind::Ticket { high: number != 0 },
-            2 => Kind::Refund { above, order_id, amount },
+            2 => Kind::Refund {
+                above,
+                order_id,
+                amount,
+            },
             _ => return Err(PyValueError::new_err(format!("unknown event kind {kind}"))),
         };
-        let ev = Ev { eid: event_id, cid: customer_id, ts: ts_ms, kind };
+        let ev = Ev {
+            eid: event_id,
+            cid: customer_id,
+            ts: ts_ms,
+            kind,
+        };
         let mut wm = watermark;
         let mut facts = Vec::new();
         let status = self.step(&ev, partition, &mut wm, loader, &mut facts)?;
@@ -837,7 +937,8 @@ impl Core {
     /// Drop cached customers of `partition` whose latest event is before `last_before_ms`.
     fn forget_expired(&mut self, partition: i64, last_before_ms: i64) -> usize {
         let before = self.cache.len();
-        self.cache.retain(|_, st| st.partition != partition || st.last_ms >= last_before_ms);
+        self.cache
+            .retain(|_, st| st.partition != partition || st.last_ms >= last_before_ms);
         before - self.cache.len()
     }
 
