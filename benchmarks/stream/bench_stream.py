@@ -1,11 +1,13 @@
 """Stream benchmark: throughput with checkpoints, cost per event as history grows, and latency.
 
     .venv/bin/python benchmarks/stream/bench_stream.py [--events 1000000] [--customers 5000]
-        [--rate 5000] [--seconds 20] [--out results.json]
+        [--rate 5000] [--seconds 20] [--engines native,python] [--out results.json]
 
-1. Throughput: N seeded events are loaded into a fresh SQLite log, then the real processor (validation:
-   msgspec fast path, Pydantic for the rest; rules, keyed state, one transaction per checkpoint of 5000 / 1000
-   events) consumes them; the time of every 10% slice gives the cost per event as the history grows.
+1. Throughput: N seeded events are loaded into a fresh SQLite log, then the real processor (validation,
+   rules, keyed state, one transaction per checkpoint of 5000 / 1000 events) consumes them, once per
+   engine back to back: the compiled core (``native/``, the default) and its Python reference (msgspec
+   fast path, Pydantic for the rest: the processor as it was before the core); the time of every 10%
+   slice gives the cost per event as the history grows.
 2. Naive reference, same events, same run: JSON parse + the same validation, then an in-memory list
    of *all* tickets per customer rescanned on every event, no state store, no checkpoints.
 3. Latency: a producer *process* appends at a steady offered rate (batches every 10 ms) while the
@@ -32,6 +34,7 @@ import numpy as np
 from headwater.stream.config import StreamConfig
 from headwater.stream.events import InvalidEvent, parse_event
 from headwater.stream.loader import load_file
+from headwater.stream.native import ENGINE_ENV
 from headwater.stream.processor import CommittedBatch, sqlite_processor
 from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.synthetic import generate_events, write_jsonl
@@ -40,11 +43,20 @@ SLICES = 10
 DAY_MS = 86_400_000
 
 
-def throughput(path: Path, events: int, config: StreamConfig, wal_every_s: float | None = None) -> dict:
+def use_engine(engine: str) -> None:
+    """``native`` (the compiled core, the default when installed) or ``python`` (its reference)."""
+    os.environ[ENGINE_ENV] = engine
+
+
+def throughput(path: Path, events: int, config: StreamConfig, wal_every_s: float | None = None,
+               engine: str = "native") -> dict:
     log = SqliteLog(path, wal_checkpoint_every_s=wal_every_s)
     log.open()
+    use_engine(engine)
     proc = sqlite_processor(log, config)
     proc.open()
+    if (proc._core is not None) != (engine == "native"):
+        raise SystemExit(f"engine {engine} asked for, but the processor runs the other one")
     per_slice, cpu_slice = [], []
     step = events // SLICES
     t_all, c_all = time.perf_counter(), time.process_time()
@@ -57,7 +69,7 @@ def throughput(path: Path, events: int, config: StreamConfig, wal_every_s: float
     counts = proc.counts()
     state_items = proc.cached_state_items()
     log.close()
-    return {"events": counts["in"], "seconds": elapsed, "events_per_s": counts["in"] / elapsed,
+    return {"engine": engine, "events": counts["in"], "seconds": elapsed, "events_per_s": counts["in"] / elapsed,
             "cpu_seconds": cpu, "events_per_cpu_s": counts["in"] / cpu, "us_per_event_by_slice": per_slice,
             "cpu_us_per_event_by_slice": cpu_slice, "counts": counts, "checkpoints": proc.commits,
             "state_items_in_memory_at_end": state_items, "loadavg_at_end": os.getloadavg()}
@@ -119,8 +131,9 @@ print(sent)
 
 
 def latency(tmp: Path, lines: list[str], rate: float, seconds: float, interval_s: float,
-            wal_every_s: float | None = None) -> dict:
-    path = tmp / "latency.sqlite"
+            wal_every_s: float | None = None, engine: str = "native") -> dict:
+    use_engine(engine)
+    path = tmp / f"latency-{engine}.sqlite"
     load_at_start = os.getloadavg()
     lines_file = write_jsonl(tmp / "latency.jsonl", lines[: int(rate * seconds * 1.2)])
     log = SqliteLog(path, wal_checkpoint_every_s=wal_every_s)
@@ -148,7 +161,8 @@ def latency(tmp: Path, lines: list[str], rate: float, seconds: float, interval_s
     sent = int(producer.communicate()[0].strip() or 0)
     log.close()
     warm = [x for x in lat[int(len(lat) * 0.05):]]  # skip the first 5% (start-up)
-    return {"offered_rate": rate, "checkpoint_interval_s": interval_s, "wal_checkpoint_every_s": wal_every_s,
+    return {"engine": engine, "offered_rate": rate, "checkpoint_interval_s": interval_s,
+            "wal_checkpoint_every_s": wal_every_s,
             "sent": sent, "processed": len(lat),
             "seconds": elapsed,
             "p50_ms": float(np.percentile(warm, 50)), "p95_ms": float(np.percentile(warm, 95)),
@@ -169,6 +183,9 @@ def main() -> None:
                     help="Seconds between background WAL checkpoints (SqliteLog wal_checkpoint_every_s); "
                          "0: SQLite's auto-checkpoint inside commits (the behaviour before 2026-11-25 afternoon).")
     ap.add_argument("--batch-sizes", default="5000,1000", help="Checkpoint batch sizes to measure.")
+    ap.add_argument("--engines", default="native,python",
+                    help="Processor engines, measured back to back per batch size: the compiled core and its "
+                         "Python reference (the processor of before the core).")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--label", default="", help="Free text stored in the results (e.g. the commit measured).")
     ap.add_argument("--skip", choices=["naive", "latency", "throughput"], action="append", default=[])
@@ -189,18 +206,25 @@ def main() -> None:
         load_file(log, write_jsonl(tmp / "events.jsonl", lines), chunk=20_000)
         result["load_events_per_s"] = args.events / (time.perf_counter() - t)
         log.close()
-        result["processor"] = {}
+        engines = args.engines.split(",")
+        for engine in engines:  # "processor" is the compiled core's, "processor_python" the reference's
+            result["processor" if engine == "native" else f"processor_{engine}"] = {}
         for size in [int(x) for x in args.batch_sizes.split(",")]:
-            copy = tmp / f"log-{size}.sqlite"
-            shutil.copy(path, copy)
-            result["processor"][size] = throughput(copy, args.events, StreamConfig(batch_size=size), wal_every)
-            print("processor", size, json.dumps(result["processor"][size]), flush=True)
+            for engine in engines:
+                copy = tmp / f"log-{size}-{engine}.sqlite"
+                shutil.copy(path, copy)
+                name = "processor" if engine == "native" else f"processor_{engine}"
+                result[name][size] = throughput(copy, args.events, StreamConfig(batch_size=size), wal_every, engine)
+                print(name, size, json.dumps(result[name][size]), flush=True)
+                copy.unlink()
     if "naive" not in args.skip:
         result["naive"] = naive(lines)
         print("naive", json.dumps(result["naive"]), flush=True)
     if "latency" not in args.skip:
-        result["latency"] = latency(tmp, lines, args.rate, args.seconds, args.checkpoint_interval, wal_every)
-        print("latency", json.dumps(result["latency"]), flush=True)
+        for engine in args.engines.split(","):
+            name = "latency" if engine == "native" else f"latency_{engine}"
+            result[name] = latency(tmp, lines, args.rate, args.seconds, args.checkpoint_interval, wal_every, engine)
+            print(name, json.dumps(result[name]), flush=True)
     result["machine"]["loadavg_at_end"] = os.getloadavg()
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
