@@ -8,7 +8,7 @@ import pytest
 
 from headwater.errors import ConfigError, StorageError
 from headwater.stream.log import Committed, EventLog, LogRecord, Record, append, iter_topic, partition_for
-from headwater.stream.sqlite_log import LogBusyError, SqliteLog
+from headwater.stream.sqlite_log import PAGE_SIZE, LogBusyError, SqliteLog
 
 
 @pytest.fixture
@@ -133,3 +133,24 @@ def test_customer_key_matches_how_validation_reads_ids():
     assert customer_key(42) == customer_key("42") == customer_key(42.0) == customer_key(" 42") == "42"
     assert customer_key(True) is None and customer_key("x") is None and customer_key(1.5) is None
     assert key_of("not json") is None and key_of('{"customer_id": 7}') == "7"
+
+
+def test_a_new_log_has_16k_pages_and_an_existing_file_keeps_its_own(tmp_path):
+    new = SqliteLog(tmp_path / "new.sqlite")
+    new.open()
+    assert new.connection.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,) == (16384,)
+    assert new.connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (2048,)  # still ~32 MiB of WAL
+    new.close()
+    old_path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(old_path)
+    con.execute("PRAGMA page_size=4096")
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE t (x)")
+    con.close()
+    old = SqliteLog(old_path)
+    old.open()
+    with old.transaction() as tx:
+        tx.append("customer_events", [Record("1", "{}")])
+    assert old.connection.execute("PRAGMA page_size").fetchone() == (4096,)
+    assert [r.value for r in iter_topic(old, "customer_events")] == ["{}"]
+    old.close()

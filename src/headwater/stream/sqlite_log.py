@@ -106,6 +106,10 @@ class SqliteTransaction:
             [(off, t, p) for (t, p), off in self._ends.items()], "advance log ends")
 
 
+PAGE_SIZE = 16384
+WAL_AUTOCHECKPOINT_BYTES = 32 << 20  # fold the WAL back every ~32 MiB (SQLite's default is ~4 MiB)
+
+
 class SqliteLog:
     """:class:`~headwater.stream.log.EventLog` on one SQLite file; also hosts sibling state tables.
 
@@ -136,10 +140,14 @@ class SqliteLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.busy_timeout_s,
                                    check_same_thread=False)
+            # New files only (an existing file keeps its own): each checkpoint writes its state changes as one
+            # blob of ~0.3-1 MB; in 16 KiB pages its COMMIT cost half the CPU of 4 KiB pages (1M-event run,
+            # checkpoints of 1,000: 1.4-1.6 s vs 3.0-3.2 s of COMMIT, 15.9-16.6 s vs 18.8-20.3 s in all)
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={'FULL' if self.synchronous == 'FULL' else 'NORMAL'}")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache: state lookups stay in memory
-            conn.execute("PRAGMA wal_autocheckpoint=8000")  # fold the WAL back every ~32 MiB, not 4 MiB
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_BYTES // PAGE_SIZE}")
             for stmt in _SCHEMA:
                 conn.execute(stmt)
         except sqlite3.Error as exc:
