@@ -744,8 +744,25 @@ fn load(loader: &Bound<'_, PyAny>, key: i64, partition: i64) -> PyResult<Custome
         return Ok(Customer::new(partition));
     }
     let bytes = blob.cast::<PyBytes>()?;
-    Customer::decode(bytes.as_bytes())
-        .ok_or_else(|| PyValueError::new_err(format!("corrupt state for key {key} (format 3 expected)")))
+    match Customer::decode(bytes.as_bytes()) {
+        Some(customer) => Ok(customer),
+        None => Err(storage_error(
+            loader.py(),
+            format!("corrupt state blob for key {key} (format 3 expected)"),
+        )),
+    }
+}
+
+/// Headwater's own `StorageError` (one exception hierarchy, whichever engine runs).
+fn storage_error(py: Python<'_>, message: String) -> PyErr {
+    let made = py
+        .import("headwater.errors")
+        .and_then(|m| m.getattr("StorageError"))
+        .and_then(|c| c.call1((message.clone(),)));
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(_) => PyValueError::new_err(message),
+    }
 }
 
 type FactTuple = (i64, u8, i64, String, i64, i64, i64, i64, String);

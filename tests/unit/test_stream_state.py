@@ -237,3 +237,13 @@ def test_rules_see_state_as_if_evicted_on_every_event(tmp_path):
     counts = proc.run(until_idle=True)
     assert counts["processed"] == len(checked) > 850 and counts["late"] == 0
     assert len(w.alerts()) > 10
+
+
+def test_a_corrupt_stored_state_is_a_storage_error(tmp_path):
+    w = World(tmp_path)
+    w.feed(ticket("E1", 1, at(0)))
+    store = store_on(w.log)
+    [(key, partition, expires, value)] = store.items()
+    put(w.log, store, StateItem(key, partition, value[:-3], expires))
+    with pytest.raises(StorageError, match="corrupt state blob"):
+        w.feed(ticket("E2", 1, at(1)))
