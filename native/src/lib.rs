@@ -832,52 +832,22 @@ impl Core {
         let mut wm = watermark;
         let (mut processed, mut duplicates) = (0u64, 0u64);
         let mut facts = Vec::new();
-        let n = rows.len();
+        let (mut status, mut late) = (DONE, None);
         let mut i = start;
-        while i < n {
+        while i < rows.len() {
             let row = rows.get_item(i)?;
             let row = row.cast::<PyTuple>()?;
             let value = row.get_borrowed_item(2)?;
-            let Ok(text) = value.cast::<PyString>() else {
-                return Ok((
-                    i,
-                    UNDECIDED,
-                    wm,
-                    (i - start) as u64,
-                    processed,
-                    duplicates,
-                    alerts,
-                    None,
-                ));
-            };
-            let Ok(text) = text.to_str() else {
-                return Ok((
-                    i,
-                    UNDECIDED,
-                    wm,
-                    (i - start) as u64,
-                    processed,
-                    duplicates,
-                    alerts,
-                    None,
-                ));
-            };
-            let Some(ev) = decode(text, self.cfg.refund_floor) else {
-                return Ok((
-                    i,
-                    UNDECIDED,
-                    wm,
-                    (i - start) as u64,
-                    processed,
-                    duplicates,
-                    alerts,
-                    None,
-                ));
+            let text = value.cast::<PyString>().ok();
+            let text = text.as_ref().and_then(|s| s.to_str().ok());
+            let Some(ev) = text.and_then(|t| decode(t, self.cfg.refund_floor)) else {
+                status = UNDECIDED;
+                break;
             };
             match self.step(&ev, partition, &mut wm, loader, &mut facts)? {
                 LATE => {
-                    let late = Some((ev.eid.to_owned(), ev.ts));
-                    return Ok((i, LATE, wm, (i - start) as u64, processed, duplicates, alerts, late));
+                    (status, late) = (LATE, Some((ev.eid.to_owned(), ev.ts)));
+                    break;
                 }
                 DUPLICATE => duplicates += 1,
                 _ => {}
@@ -889,7 +859,7 @@ impl Core {
             }
             i += 1;
         }
-        Ok((n, DONE, wm, (n - start) as u64, processed, duplicates, alerts, None))
+        Ok((i, status, wm, (i - start) as u64, processed, duplicates, alerts, late))
     }
 
     /// One event Python decoded (``kind``: 0 order with ``number`` = cents, 1 ticket with ``number`` =

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -57,3 +59,22 @@ class World:
 
     def topic(self, name: str) -> list[dict]:
         return [json.loads(r.value) for r in iter_topic(self.log, name)]
+
+
+def corruptions(lines: list[str], per_line: int, seed: int) -> Iterator[str]:
+    """``per_line`` random 1-3 character edits of each line (replace, delete, insert), seeded."""
+    rng = random.Random(seed)
+    alphabet = '0123456789.:-TZ"{},[] aez\\'
+    for line in lines:
+        for _ in range(per_line):
+            chars = list(line)
+            for _ in range(rng.randint(1, 3)):
+                i = rng.randrange(len(chars))
+                op = rng.random()
+                if op < 0.4:
+                    chars[i] = rng.choice(alphabet)
+                elif op < 0.7:
+                    del chars[i]
+                else:
+                    chars.insert(i, rng.choice(alphabet))
+            yield "".join(chars)
