@@ -93,13 +93,13 @@ def test_state_stays_bounded_on_a_long_stream(tmp_path):
 runner = CliRunner()
 
 
-def test_cli_end_to_end(home, tmp_path):
+def test_cli_end_to_end(home, tmp_path, engine):
     path = write_jsonl(tmp_path / "e.jsonl", generate_events(500, seed=2, bad_rate=0.05))
     h = ["--home", str(home.home)]
     r = runner.invoke(app, ["events", "load", str(path), *h])
     assert r.exit_code == 0 and "loaded 500 new event(s)" in r.output
     r = runner.invoke(app, ["stream", "run", "--until-idle", "--quiet", *h])
-    assert r.exit_code == 0 and "in 500" in r.output
+    assert r.exit_code == 0 and "in 500" in r.output and f"engine {engine}" in r.output
     r = runner.invoke(app, ["events", "tail", "customer_alerts", "--from-beginning", "--json", *h])
     rows = [json.loads(line) for line in r.output.splitlines()]
     assert rows and all(row["topic"] == "customer_alerts" and "alert_id" in row["value"] for row in rows)

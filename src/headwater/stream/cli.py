@@ -177,7 +177,8 @@ def run(until_idle: bool = typer.Option(False, "--until-idle", help="Stop once t
 
     def started(proc: Processor) -> None:
         c = proc.counts()
-        print(f"started: group {config.group} at {c['in']} event(s) consumed, lag {proc.lag()}", flush=True)
+        print(f"started: group {config.group} at {c['in']} event(s) consumed, lag {proc.lag()}, "
+              f"engine {proc.engine}", flush=True)
 
     def progress(p: Progress) -> None:
         if not quiet:

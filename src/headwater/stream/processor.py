@@ -532,6 +532,11 @@ class Processor:
     def progress(self, events_per_s: float) -> Progress:
         return Progress(self.counts(), events_per_s, self.lag(), self.commits)
 
+    @property
+    def engine(self) -> str:
+        """``native`` (the compiled core runs the per-event work) or ``python`` (its reference)."""
+        return "python" if self._native is None else "native"
+
     def cached_state_items(self) -> int:
         """Items held in memory: the bounded-state figure."""
         if self._core is not None:
