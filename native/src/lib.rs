@@ -333,7 +333,7 @@ struct Customer {
     tickets: Vec<Ticket>,
     orders_ts: Vec<i64>,
     orders_cents: Vec<i64>,
-    seen: Vec<(String, i64)>, // a handful within the lateness window: a scan beats hashing
+    seen: HashMap<String, i64>, // event id -> ts, within the lateness window (any number: a bot's burst too)
     tail_cond: bool,
     tail_alerted: bool,
     last_ms: i64,
@@ -348,7 +348,7 @@ impl Customer {
             tickets: Vec::new(),
             orders_ts: Vec::new(),
             orders_cents: Vec::new(),
-            seen: Vec::new(),
+            seen: HashMap::new(),
             tail_cond: false,
             tail_alerted: false,
             last_ms: 0,
@@ -357,8 +357,9 @@ impl Customer {
         }
     }
 
-    fn encode(&mut self) -> Vec<u8> {
-        self.seen.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    fn encode(&self) -> Vec<u8> {
+        let mut seen: Vec<(&String, &i64)> = self.seen.iter().collect();
+        seen.sort_unstable_by(|a, b| a.0.cmp(b.0)); // byte order of UTF-8 = code point order, as Python's sorted()
         let mut out =
             Vec::with_capacity(30 + self.tickets.len() * 40 + self.orders_ts.len() * 16 + self.seen.len() * 30);
         out.push(STATE_FORMAT);
@@ -377,7 +378,7 @@ impl Customer {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&(self.seen.len() as u32).to_le_bytes());
-        for (eid, ts) in &self.seen {
+        for (eid, ts) in seen {
             out.extend_from_slice(&ts.to_le_bytes());
             out.extend_from_slice(&(eid.len() as u32).to_le_bytes());
             out.extend_from_slice(eid.as_bytes());
@@ -417,7 +418,7 @@ impl Customer {
         }
         for _ in 0..r.u32()? {
             let ts = r.i64()?;
-            c.seen.push((r.string()?, ts));
+            c.seen.insert(r.string()?, ts);
         }
         (r.i == blob.len()).then_some(c)
     }
@@ -704,9 +705,8 @@ impl Core {
         if wm >= st.due_ms {
             evict(st, wm, cfg);
         }
-        let seen = st.seen.iter().position(|(id, _)| id == ev.eid);
-        if let Some(j) = seen {
-            if st.seen[j].1 >= wm - cfg.lateness_ms {
+        if let Some(&seen_ms) = st.seen.get(ev.eid) {
+            if seen_ms >= wm - cfg.lateness_ms {
                 return Ok(DUPLICATE);
             }
         }
@@ -726,9 +726,11 @@ impl Core {
                 }
             }
         }
-        match seen {
-            Some(j) => st.seen[j].1 = ev.ts,
-            None => st.seen.push((ev.eid.to_owned(), ev.ts)),
+        match st.seen.get_mut(ev.eid) {
+            Some(seen_ms) => *seen_ms = ev.ts,
+            None => {
+                st.seen.insert(ev.eid.to_owned(), ev.ts);
+            }
         }
         st.wm_ms = wm;
         st.last_ms = st.last_ms.max(ev.ts);
@@ -914,7 +916,7 @@ impl Core {
         for key in self.dirty.drain() {
             let st = self.cache.get_mut(&key).expect("a changed customer is cached");
             let floor = st.wm_ms - lateness;
-            st.seen.retain(|(_, ts)| *ts >= floor);
+            st.seen.retain(|_, ts| *ts >= floor);
             let blob = PyBytes::new(py, &st.encode());
             out.append((key, st.partition, blob, st.last_ms + horizon_ms))?;
         }
@@ -929,20 +931,9 @@ impl Core {
         before - self.cache.len()
     }
 
-    /// Empty the cache (after a failed commit the caller reopens from the store).
-    fn clear(&mut self) {
-        self.cache.clear();
-        self.dirty.clear();
-    }
-
     /// Items held in memory: the bounded-state figure.
     fn state_items(&self) -> usize {
         self.cache.values().map(Customer::size).sum()
-    }
-
-    /// The cached state blob of `key` (None if not cached), for tests and inspection.
-    fn state<'py>(&mut self, py: Python<'py>, key: i64) -> Option<Bound<'py, PyBytes>> {
-        self.cache.get_mut(&key).map(|st| PyBytes::new(py, &st.encode()))
     }
 }
 
@@ -964,7 +955,7 @@ fn decode_canonical(raw: &str) -> Option<(String, i64, i64, u8, i64, i64, String
 /// Decode and re-encode a state blob (format 3): the codec test vector check against Python's.
 #[pyfunction]
 fn roundtrip_state<'py>(py: Python<'py>, blob: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let mut st = Customer::decode(blob).ok_or_else(|| PyValueError::new_err("not a format 3 state blob"))?;
+    let st = Customer::decode(blob).ok_or_else(|| PyValueError::new_err("not a format 3 state blob"))?;
     Ok(PyBytes::new(py, &st.encode()))
 }
 
