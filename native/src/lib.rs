@@ -865,8 +865,8 @@ impl Core {
     }
 
     /// One event Python decoded (``kind``: 0 order with ``number`` = cents, 1 ticket with ``number`` =
-    /// high, 2 refund with ``above`` the threshold): returns `(status, watermark, alerts)`, status 0
-    /// processed, 1 duplicate, 2 late.
+    /// high, 2 refund: bookkeeping only, Python raises its alert): returns `(status, watermark,
+    /// alerts)`, status 0 processed, 1 duplicate, 2 late.
     #[allow(clippy::too_many_arguments)]
     fn apply<'py>(
         &mut self,
@@ -879,18 +879,15 @@ impl Core {
         ts_ms: i64,
         kind: u8,
         number: i64,
-        above: bool,
-        order_id: i64,
-        amount: &str,
         loader: &Bound<'py, PyAny>,
     ) -> PyResult<(u8, i64, Bound<'py, PyList>)> {
         let kind = match kind {
             0 => Kind::Order { cents: number },
             1 => Kind::Ticket { high: number != 0 },
             2 => Kind::Refund {
-                above,
-                order_id,
-                amount,
+                above: false,
+                order_id: 0,
+                amount: "",
             },
             _ => return Err(PyValueError::new_err(format!("unknown event kind {kind}"))),
         };

@@ -135,6 +135,20 @@ def test_large_refund_threshold_is_strict(tmp_path):
     assert "500.01" in big[0]["reason"]
 
 
+def test_refunds_outside_the_canonical_form_alert_as_python_decides(tmp_path):
+    # decoded by Pydantic, not by the core's canonical reader: an order id beyond 64 bits, a JSON
+    # number amount, and a threshold with more than two decimals
+    cfg = StreamConfig(rules=RuleConfig(large_refund_threshold=Decimal("500.005")), batch_size=50)
+    w = World(tmp_path, cfg)
+    big = refund("E1", 1, at(0), "900.00").replace('"order_id": 7', f'"order_id": {2**70}')
+    counts = w.feed(big, refund("E2", 1, at(1), 500.01), refund("E3", 1, at(2), "500.00"),
+                    refund("E4", 1, at(3), "500.01"))
+    assert counts == counts | {"in": 4, "processed": 4, "dead_lettered": 0, "alerts": 3}
+    assert [a["reason"] for a in w.alerts()] == [
+        f"refund of 900.00 on order {2**70} exceeds 500.005", "refund of 500.01 on order 7 exceeds 500.005",
+        "refund of 500.01 on order 7 exceeds 500.005"]
+
+
 def test_vip_escalation_counts_orders_of_the_last_90_days(tmp_path):
     w = World(tmp_path)
     w.feed(order("E1", 1, at(0), "600.00"), order("E2", 1, at(50), "450.00"),

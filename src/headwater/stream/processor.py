@@ -54,6 +54,7 @@ from headwater.stream.rules import (
     evict,
     expiry_horizon_ms,
     forget_seen,
+    on_refund,
 )
 from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.state import STATE_FORMAT, CustomerState, SqliteStateStore, StateItem, StateStore
@@ -369,21 +370,22 @@ class Processor:
             self._dead_letter(partition, row, cp, f"customer_id {key} is out of the 64-bit range",
                               "InvalidEvent", 1, False, event_id)
             return
-        if isinstance(p, TicketPayload):
-            args = (native.TICKET, p.priority == "high", False, 0, "")
-        elif isinstance(p, RefundPayload):
-            args = (native.REFUND, 0, p.amount > self.rules.large_refund_threshold, p.order_id, p.amount_text)
-        else:
-            args = (native.ORDER, p.cents, False, 0, "")
+        # a refund's alert depends on nothing the core holds: the rule words it here, from the decoded
+        # payload (its order id may exceed 64 bits), and the core does the bookkeeping
+        kind, number = ((native.TICKET, p.priority == "high") if isinstance(p, TicketPayload)
+                        else (native.REFUND, 0) if isinstance(p, RefundPayload) else (native.ORDER, p.cents))
         status, cp.watermark_ms, facts = self._core.apply(partition, cp.watermark_ms, row[0], event_id, key, ts_ms,
-                                                          *args, self._load)
+                                                          kind, number, self._load)
         if status == native.LATE:
             self._late(partition, row, cp, event_id, ts_ms)
             return
         cp.counts["processed"] += 1
         cp.counts["duplicates"] += status == native.DUPLICATE
-        cp.counts["alerts"] += len(facts)
-        self._batch.alerts.extend([(native.alert_record(f, self.rules), partition, f[0]) for f in facts])
+        alerts = [(native.alert_record(f, self.rules), partition, f[0]) for f in facts]
+        if kind == native.REFUND and status == native.PROCESSED:
+            alerts += [(a, partition, row[0]) for a in on_refund(event, CustomerState(partition), self.rules)]
+        cp.counts["alerts"] += len(alerts)
+        self._batch.alerts.extend(alerts)
 
     def _load(self, key: int) -> bytes | None:
         """A customer's stored state for the core, in the format it reads (older formats converted)."""
