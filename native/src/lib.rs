@@ -114,11 +114,11 @@ impl<'a> Parser<'a> {
             if !b.is_ascii_digit() {
                 break;
             }
+            if self.i - start == 18 {
+                return None; // a 19th digit: Python decides (and no overflow here)
+            }
             v = v * 10 + i64::from(b - b'0');
             self.i += 1;
-            if self.i - start > 18 {
-                return None;
-            }
         }
         let n = self.i - start;
         if n == 0 || (n > 1 && self.s[start] == b'0') || (neg && v == 0) {
@@ -906,11 +906,12 @@ impl Core {
     }
 
     /// The changed customers as `(key, partition, state blob, expires_ms)`, each after forgetting
-    /// the event ids older than the lateness window (`rules.forget_seen`); clears the changed set.
-    fn drain<'py>(&mut self, py: Python<'py>, horizon_ms: i64) -> PyResult<Bound<'py, PyList>> {
+    /// the event ids older than the lateness window (`rules.forget_seen`). They stay changed until
+    /// `committed`: a checkpoint whose transaction failed and is tried again writes them again.
+    fn changes<'py>(&mut self, py: Python<'py>, horizon_ms: i64) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);
         let lateness = self.cfg.lateness_ms;
-        for key in self.dirty.drain() {
+        for &key in &self.dirty {
             let st = self.cache.get_mut(&key).expect("a changed customer is cached");
             let floor = st.wm_ms - lateness;
             st.seen.retain(|_, ts| *ts >= floor);
@@ -918,6 +919,11 @@ impl Core {
             out.append((key, st.partition, blob, st.last_ms + horizon_ms))?;
         }
         Ok(out)
+    }
+
+    /// The checkpoint holding `changes` committed: nothing is changed any more.
+    fn committed(&mut self) {
+        self.dirty.clear();
     }
 
     /// Drop cached customers of `partition` whose latest event is before `last_before_ms`.

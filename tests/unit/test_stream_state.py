@@ -13,7 +13,7 @@ from headwater.errors import StorageError
 from headwater.stream.config import StreamConfig
 from headwater.stream.log import Record
 from headwater.stream.rules import DEFAULT_HANDLERS, evict
-from headwater.stream.sqlite_log import SqliteLog
+from headwater.stream.sqlite_log import LogBusyError, SqliteLog
 from headwater.stream.state import (
     SEGMENTS,
     STATE_FORMAT_LISTS,
@@ -247,3 +247,26 @@ def test_a_corrupt_stored_state_is_a_storage_error(tmp_path):
     put(w.log, store, StateItem(key, partition, value[:-3], expires))
     with pytest.raises(StorageError, match="corrupt state blob"):
         w.feed(ticket("E2", 1, at(1)))
+
+
+def test_a_checkpoint_tried_again_after_a_failed_write_commits_the_same_state(tmp_path):
+    lines = [ticket(f"E{i}", 7, at(i), "high") for i in range(3)] + [order("E9", 8, at(4))]
+    ref = World(tmp_path / "ref")
+    ref.feed(*lines)
+    w = World(tmp_path / "w")
+    with w.log.transaction() as tx:
+        tx.append("customer_events", [Record("1", line) for line in lines])
+    proc = w.processor()
+    proc.poll()  # 4 events, fewer than a batch: no checkpoint yet
+    real_put = proc.state.put
+
+    def put_failing_once(items):
+        proc.state.put = real_put
+        raise LogBusyError("database is locked (simulated)")
+
+    proc.state.put = put_failing_once
+    with pytest.raises(LogBusyError):
+        proc.checkpoint()
+    proc.checkpoint()  # tried again in the same process: the changed customers are still changed
+    assert [(k, v) for k, _, _, v in store_on(w.log).items()] == [(k, v) for k, _, _, v in store_on(ref.log).items()]
+    assert len(store_on(w.log).items()) == 2 and w.alerts() == ref.alerts() and len(ref.alerts()) == 1

@@ -473,7 +473,7 @@ class Processor:
         cache, horizon, rules = self._cache, self._horizon_ms, self.rules
         items: list[StateItem] = []
         if self._core is not None:
-            items = self._core.drain(horizon)  # (key, partition, value, expires_ms) tuples
+            items = self._core.changes(horizon)  # (key, partition, value, expires_ms) tuples
         for key in self._dirty:
             st = cache[key]
             forget_seen(st, st.wm_ms, rules)
@@ -496,6 +496,8 @@ class Processor:
             tx.commit_offsets(self.config.group, self.input_topic,
                               {p: cp.to_committed() for p, cp in self.checkpoints.items()})
         self._dirty.clear()
+        if self._core is not None:
+            self._core.committed()
         if sweep:
             self._forget_expired(sweep)
         self.commits += 1
