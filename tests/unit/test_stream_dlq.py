@@ -169,3 +169,14 @@ def test_dead_letter_json_is_the_flat_sorted_record_and_round_trips():
     assert letter.to_json() == json.dumps(dataclasses.asdict(letter), separators=(",", ":"), sort_keys=True)
     assert letter.to_json().startswith('{"attempts":2,"error_type":"InvalidEvent","event_id":"E1"')
     assert DeadLetter.from_json(letter.to_json()) == letter
+
+
+def test_an_event_time_outside_years_1_to_9999_in_utc_is_dead_lettered(tmp_path):
+    # valid ISO text with an offset, but not a time the rules (in UTC) can hold: it used to fail inside
+    # the refund handler (Python) or crash the processor (compiled core)
+    w = World(tmp_path)
+    line = refund("E1", 1, "9999-12-31T23:59:59-01:00", "900.00")
+    counts = w.feed(line, ticket("E2", 1, at(0)))
+    assert counts == counts | {"in": 2, "processed": 1, "dead_lettered": 1, "alerts": 0}
+    [letter] = w.topic("customer_events_dlq")
+    assert letter["payload"] == line and "outside years 1-9999 in UTC" in letter["reason"]

@@ -92,6 +92,8 @@ EDGE = {
     "year 0": _stamped("0000-01-01T00:00:00Z"),
     "year 9999": _stamped("9999-12-31T23:59:59Z"),
     "before 1970": _stamped("1969-12-31T23:59:59Z"),
+    "after year 9999 in UTC": _stamped("9999-12-31T23:59:59-01:00"),
+    "before year 1 in UTC": _stamped("0001-01-01T00:30:00+01:00"),
     "customer_id as a string": json.dumps(_base(customer_id="7")),
     "customer_id as a float": json.dumps(_base(customer_id=7.0)),
     "customer_id as a bool": json.dumps(_base(customer_id=True)),

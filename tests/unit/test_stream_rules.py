@@ -188,3 +188,25 @@ def test_duplicate_event_id_is_processed_once(tmp_path):
 def test_thresholds_below_two_are_rejected():
     with pytest.raises(ConfigError):
         RuleConfig(risk_ticket_count=1)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("risk_window_days", 0, "rule windows"), ("vip_window_days", 36_501, "rule windows"),
+    ("allowed_lateness_s", -1, "allowed lateness"), ("allowed_lateness_s", 366 * 86_400 + 1, "allowed lateness"),
+    ("large_refund_threshold", Decimal("NaN"), "finite"), ("vip_spend_threshold", Decimal("Infinity"), "finite")])
+def test_rule_settings_out_of_bounds_are_rejected(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        RuleConfig(**{field: value})
+
+
+def test_thresholds_with_more_decimals_than_cents_compare_exactly(tmp_path):
+    # VIP: 999.995 needs 1000.00 of orders (999.99 is below it); refund: 100.00 is above 99.99999...
+    many = Decimal("99.99999999999999999999999999999")  # 31 digits: a Decimal product would round it to 100
+    cfg = StreamConfig(rules=RuleConfig(vip_spend_threshold=Decimal("999.995"), large_refund_threshold=many),
+                       batch_size=50)
+    w = World(tmp_path, cfg)
+    counts = w.feed(order("E1", 1, at(0), "999.99"), order("E3", 2, at(0), "1000.00"), ticket("E2", 1, at(1), "high"),
+                    ticket("E4", 2, at(1), "high"), refund("E5", 3, at(1), "100.00"), refund("E6", 3, at(1), "99.99"))
+    assert counts["processed"] == 6
+    assert sorted((a["alert_type"], a["customer_id"]) for a in w.alerts()) == [
+        ("large_refund", 3), ("vip_escalation", 2)]

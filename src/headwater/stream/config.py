@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
 
@@ -11,6 +13,8 @@ from headwater.config import Settings
 from headwater.errors import ConfigError
 
 DAY_MS = 86_400_000
+MAX_WINDOW_DAYS = 36_500  # bounds that keep every event-time sum far inside 64 bits (the compiled core's integers)
+MAX_LATENESS_S = 366 * 86_400
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,12 @@ class RuleConfig:
     def __post_init__(self) -> None:
         if self.risk_ticket_count < 2 or self.risk_high_count < 2:
             raise ConfigError("at-risk thresholds must be >= 2 tickets (a single ticket is not an episode)")
-        if self.risk_window_days < 1 or self.vip_window_days < 1 or self.allowed_lateness_s < 0:
-            raise ConfigError("rule windows must be >= 1 day and allowed lateness >= 0")
+        if not (1 <= self.risk_window_days <= MAX_WINDOW_DAYS and 1 <= self.vip_window_days <= MAX_WINDOW_DAYS):
+            raise ConfigError(f"rule windows must be 1 to {MAX_WINDOW_DAYS} days")
+        if not 0 <= self.allowed_lateness_s <= MAX_LATENESS_S:
+            raise ConfigError(f"allowed lateness must be 0 to {MAX_LATENESS_S} s (a year)")
+        if not (self.large_refund_threshold.is_finite() and self.vip_spend_threshold.is_finite()):
+            raise ConfigError("the refund and VIP thresholds must be finite amounts")
 
     @cached_property
     def risk_window_ms(self) -> int:
@@ -48,7 +56,8 @@ class RuleConfig:
 
     @cached_property
     def vip_spend_cents(self) -> int:
-        return int(self.vip_spend_threshold * 100)
+        """Orders of >= this many cents reach the threshold: ``ceil(threshold * 100)``, exactly."""
+        return math.ceil(Fraction(self.vip_spend_threshold) * 100)
 
 
 @dataclass(frozen=True)

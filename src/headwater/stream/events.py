@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from contextlib import suppress
+from datetime import UTC
 from decimal import Decimal
 from functools import partial
 from typing import Annotated, ClassVar, Literal, NamedTuple
@@ -250,6 +251,10 @@ def reference_decode(raw: str | bytes) -> Event:
         payload = OrderPayload(p.order_id, str(p.amount))
     else:
         payload = RefundPayload(p.order_id, str(p.amount))
+    try:  # the rules and alerts work in UTC: a time that leaves datetime's years there is not usable
+        env.timestamp.astimezone(UTC)
+    except OverflowError:
+        raise InvalidEvent(f"field 'timestamp': {env.timestamp.isoformat()} is outside years 1-9999 in UTC") from None
     return Event(env.event_id, env.event_type, env.customer_id, int(env.timestamp.timestamp() * 1000), payload)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from decimal import Decimal
+from fractions import Fraction
 from types import ModuleType
 from typing import Any
 
@@ -64,10 +65,11 @@ def _i64(value: int) -> int:
 
 def new_core(module: ModuleType, cfg: RuleConfig) -> Any:
     """A ``Core`` with the rules' thresholds. A refund's cents are above the threshold exactly when they
-    exceed ``floor(threshold * 100)``: the Decimal comparison of the rules, for two-decimal amounts."""
+    exceed ``floor(threshold * 100)``, computed exactly (a Decimal product would round at the context's
+    28 digits): the Decimal comparison of the rules, for two-decimal amounts."""
     return module.Core(cfg.risk_window_ms, cfg.risk_ticket_count, cfg.risk_high_count, cfg.vip_window_ms,
                        _i64(cfg.vip_spend_cents), cfg.lateness_ms,
-                       _i64(math.floor(cfg.large_refund_threshold * 100)), due_after(cfg))
+                       _i64(math.floor(Fraction(cfg.large_refund_threshold) * 100)), due_after(cfg))
 
 
 def alert_record(fact: tuple, cfg: RuleConfig) -> AlertRecord:
