@@ -16,7 +16,10 @@ For each input record, exactly one of four things happens, and the counts say so
 Outputs (alerts, dead letters, late events, errors), changed state and input offsets are committed
 in one log transaction per batch, so a crash at any point resumes from the last checkpoint and the
 outputs are exactly those of an uninterrupted run. Results depend only on each partition's own
-sequence, never on batch boundaries or on how partitions interleave.
+sequence, never on batch boundaries or on how partitions interleave, as long as each customer's
+events are on one partition: records keyed by customer id, as ``events load`` and ``POST /events``
+append them. (A customer spread over partitions shares one state across them, so the order in which
+the partitions are read, and where checkpoints fall between them, can show in the results.)
 """
 
 from __future__ import annotations
