@@ -6,7 +6,8 @@
 //! work for the common case, and hands everything else back to Python:
 //!
 //! * it decodes only a *canonical subset* of valid events (compact or spaced JSON objects, no string
-//!   escapes, integers that fit 64 bits, timestamps `YYYY-MM-DDTHH:MM:SSZ`, amounts `123.45`); any
+//!   escapes, integers of at most 18 digits, timestamps `YYYY-MM-DDTHH:MM:SSZ` of years 1000-9999,
+//!   amounts `123.45`); any
 //!   other record is returned to Python undecided, which validates it with Pydantic (and dead-letters
 //!   it with Pydantic's reason, or applies it here through `Core.apply`);
 //! * it raises no alert text: alerts come back as facts, and Python builds the records (one definition
