@@ -31,7 +31,7 @@ _I64 = (-(2**63), 2**63 - 1)
 DONE, UNDECIDED, LATE = 0, 1, 2
 PROCESSED, DUPLICATE = 0, 1
 ORDER, TICKET, REFUND = 0, 1, 2
-_AT_RISK, _LARGE_REFUND, _VIP = 0, 1, 2
+_AT_RISK, _VIP = 0, 2  # 1: a large refund
 
 
 def engine() -> str:
@@ -80,4 +80,4 @@ def alert_record(fact: tuple, cfg: RuleConfig) -> AlertRecord:
         return risk_alert(customer_id, trigger, ts_ms, count, high, cfg)
     if kind == _VIP:
         return vip_alert(customer_id, trigger, ts_ms, cfg)
-    return refund_alert(customer_id, trigger, ts_ms, Decimal(amount), order_id, cfg)
+    return refund_alert(customer_id, trigger, ts_ms, Decimal(amount), order_id, cfg)  # a large refund

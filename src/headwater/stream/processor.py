@@ -57,7 +57,7 @@ from headwater.stream.rules import (
     evict,
     expiry_horizon_ms,
     forget_seen,
-    on_refund,
+    large_refund,
 )
 from headwater.stream.sqlite_log import SqliteLog
 from headwater.stream.state import STATE_FORMAT, CustomerState, SqliteStateStore, StateItem, StateStore
@@ -386,7 +386,7 @@ class Processor:
         cp.counts["duplicates"] += status == native.DUPLICATE
         alerts = [(native.alert_record(f, self.rules), partition, f[0]) for f in facts]
         if kind == native.REFUND and status == native.PROCESSED:
-            alerts += [(a, partition, row[0]) for a in on_refund(event, CustomerState(partition), self.rules)]
+            alerts += [(a, partition, row[0]) for a in large_refund(event, self.rules)]
         cp.counts["alerts"] += len(alerts)
         self._batch.alerts.extend(alerts)
 

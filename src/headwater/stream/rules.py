@@ -237,13 +237,18 @@ def on_order(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[AlertRecord]
     return alerts
 
 
-def on_refund(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[AlertRecord]:
-    """Alert on a refund strictly above the threshold; stateless."""
+def large_refund(ev: Event, cfg: RuleConfig) -> list[AlertRecord]:
+    """Alert on a refund strictly above the threshold: needs no state (the compiled core's glue calls it too)."""
     p = ev.payload
     assert isinstance(p, RefundPayload)
     if p.amount <= cfg.large_refund_threshold:
         return []
     return [refund_alert(ev.customer_id, ev.event_id, ev.ts_ms, p.amount, p.order_id, cfg)]
+
+
+def on_refund(ev: Event, st: CustomerState, cfg: RuleConfig) -> list[AlertRecord]:
+    """The refund handler: :func:`large_refund`."""
+    return large_refund(ev, cfg)
 
 
 DEFAULT_HANDLERS: dict[str, Handler] = {
